@@ -1,0 +1,55 @@
+"""fedlog ClientApp: partition i trains and evaluates on silo i. Flower glue only."""
+
+from __future__ import annotations
+
+from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
+from flwr.clientapp import ClientApp
+
+from clients.silo_client import SiloClient, client_for
+from fedlog.config import RunSettings
+from strategies.recording import SILO_RECORD
+
+app = ClientApp()
+
+
+def _client(context: Context) -> tuple[SiloClient, int]:
+    """Deployment: node config ``silo = "format=path"``; simulation: partition-id -> silo i."""
+    settings = RunSettings.from_flat(context.run_config)
+    node = context.node_config
+    partition = int(node.get("partition-id", 0))
+    if "silo" in node:
+        entry = str(node["silo"])
+    else:
+        entries = settings.silo_entries
+        if partition >= len(entries):
+            raise ValueError(f"partition {partition} has no silo: data.silos lists {len(entries)}")
+        entry = entries[partition]
+    return client_for(settings, entry), partition
+
+
+def _reply(msg: Message, client: SiloClient, partition: int, metrics: dict, arrays: ArrayRecord | None) -> Message:
+    content = RecordDict(
+        {
+            "metrics": MetricRecord({k: float(v) for k, v in metrics.items()} | {"num-examples": int(metrics["examples"])}),
+            SILO_RECORD: ConfigRecord({"format": client.name, "partition": partition}),
+        }
+    )
+    if arrays is not None:
+        content["arrays"] = arrays
+    return Message(content=content, reply_to=msg)
+
+
+@app.train()
+def train(msg: Message, context: Context) -> Message:
+    client, partition = _client(context)
+    config = msg.content["config"]
+    state = msg.content["arrays"].to_torch_state_dict()
+    stats = client.train(state, int(config["server-round"]), int(config["local-epochs"]))
+    return _reply(msg, client, partition, stats, ArrayRecord(client.detector.state()))
+
+
+@app.evaluate()
+def evaluate(msg: Message, context: Context) -> Message:
+    client, partition = _client(context)
+    metrics = client.evaluate(msg.content["arrays"].to_torch_state_dict())
+    return _reply(msg, client, partition, metrics, None)

@@ -1,0 +1,112 @@
+"""The run configuration: Flower's flat, namespaced run config turned into typed settings.
+
+Keys follow Flower's baselines (``num-server-rounds``, ``local-epochs``) with
+namespaces for the parts (``data.*``, ``window.*``, ``split.*``,
+``detector``, ``<detector>.*``). The same settings drive ``flwr run`` and the
+centralized ``fedlog train``.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fedlog.data.synthetic import SYNTHETIC_SILOS, SyntheticSpec, generate_silos
+from fedlog.silo import SiloSource, default_state_dir
+from fedlog.windows import SplitSpec
+
+SYNTHETIC = "synthetic"
+
+
+def flatten(table: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested TOML tables -> Flower's dotted keys."""
+    flat: dict[str, Any] = {}
+    for key, value in table.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(flatten(value, name + "."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def load_overlay(path: str | Path) -> dict[str, Any]:
+    """A ``configs/*.toml`` overlay as flat run-config keys."""
+    with open(path, "rb") as handle:
+        return flatten(tomllib.load(handle))
+
+
+def default_run_config() -> dict[str, Any]:
+    """``[tool.flwr.app.config]`` of the project's pyproject.toml (flat)."""
+    pyproject = Path(__file__).resolve().parent.parent / "pyproject.toml"
+    with pyproject.open("rb") as handle:
+        return flatten(tomllib.load(handle)["tool"]["flwr"]["app"]["config"])
+
+
+@dataclass
+class RunSettings:
+    """Typed view of the run config; ``raw`` keeps every key for params.json."""
+
+    raw: dict[str, Any]
+    num_rounds: int = 3
+    local_epochs: int = 1
+    seed: int = 42
+    detector: str = "fastlogad"
+    strategy: str = "fedavg"
+    output_dir: str = "runs"
+    silos: str = SYNTHETIC
+    data_dir: str = ""
+    synthetic_scale: float = 1.0
+    max_lines: int = 0
+    fraction_train: float = 1.0
+    min_nodes: int = 2
+    split: SplitSpec = field(default_factory=SplitSpec)
+
+    @classmethod
+    def from_flat(cls, config: Mapping[str, Any]) -> RunSettings:
+        c = dict(config)
+        return cls(
+            raw=c,
+            num_rounds=int(c.get("num-server-rounds", 3)),
+            local_epochs=int(c.get("local-epochs", 1)),
+            seed=int(c.get("seed", 42)),
+            detector=str(c.get("detector", "fastlogad")),
+            strategy=str(c.get("strategy", "fedavg")),
+            output_dir=str(c.get("output-dir", "runs")),
+            silos=str(c.get("data.silos", SYNTHETIC)),
+            data_dir=str(c.get("data.dir", "")),
+            synthetic_scale=float(c.get("data.synthetic-scale", 1.0)),
+            max_lines=int(c.get("data.max-lines", 0)),
+            fraction_train=float(c.get("fraction-train", 1.0)),
+            min_nodes=int(c.get("min-nodes", 2)),
+            split=SplitSpec(
+                train_fraction=float(c.get("split.train-fraction", 0.5)),
+                val_fraction=float(c.get("split.val-fraction", 0.1)),
+                train_normal=int(c.get("split.train-normal", 0)),
+            ),
+        )
+
+    @property
+    def silo_entries(self) -> list[str]:
+        """Silo i of the federation; ``synthetic`` expands to the four generated silos."""
+        if self.silos.strip() == SYNTHETIC:
+            return [f"{name}={SYNTHETIC}" for name in SYNTHETIC_SILOS]
+        return [s.strip() for s in self.silos.split(",") if s.strip()]
+
+    def silo_source(self, entry: str, state_dir: Path | None = None) -> SiloSource:
+        """Resolve ``format=path`` (or ``format=synthetic``) to a loadable source."""
+        fmt, _, path = entry.partition("=")
+        fmt = fmt.strip().lower()
+        window = str(self.raw.get(f"window.{fmt}", ""))
+        if path.strip() == SYNTHETIC:
+            spec = SyntheticSpec(seed=self.seed, scale=self.synthetic_scale)
+            root = (state_dir or default_state_dir()) / "synthetic" / f"seed{spec.seed}-x{spec.scale:g}"
+            path = str(generate_silos(root, spec)[fmt])
+        return SiloSource.parse(f"{fmt}={path}", self.data_dir, window=window, max_lines=self.max_lines)
+
+    def detector_config(self) -> dict[str, Any]:
+        prefix = f"{self.detector}."
+        return {k: v for k, v in self.raw.items() if k.startswith(prefix)}

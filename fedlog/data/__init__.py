@@ -1,0 +1,1 @@
+"""Loading raw logs of a silo: real Loghub formats and the synthetic default."""

@@ -1,0 +1,122 @@
+"""One base class for every detector (deep-loglizer style) and the registry.
+
+A detector trains in rounds (one round = ``epochs`` local epochs; centralized
+training is the same schedule with one silo), scores windows, sets its
+threshold from normal validation windows only, and exposes the parameters a
+federation exchanges as a torch ``nn.Module``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from fedlog.data.records import NORMAL
+from fedlog.metrics import detection_metrics
+from fedlog.windows import Split, Window
+
+MIN_VAL_NORMAL = 20
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+class Detector(ABC):
+    """Subclasses set ``name`` and ``Params`` (a documented dataclass) and register themselves."""
+
+    name: ClassVar[str]
+    Params: ClassVar[type]
+
+    def __init__(self, params: Any, seed: int = 42, device: str = "auto") -> None:
+        self.params = params
+        self.seed = seed
+        self.device = pick_device(device)
+        self.threshold_source = ""
+
+    @property
+    @abstractmethod
+    def module(self) -> torch.nn.Module:
+        """Everything the federation averages."""
+
+    @abstractmethod
+    def train_round(self, train: Sequence[Window], round_idx: int, epochs: int) -> dict[str, float]:
+        """Local training for one round; returns at least ``loss`` and ``examples``."""
+
+    @abstractmethod
+    def score(self, windows: Sequence[Window]) -> np.ndarray:
+        """Anomaly score per window: higher is more anomalous."""
+
+    def threshold(self, val: Sequence[Window], train: Sequence[Window] = ()) -> float:
+        """Label-free threshold: a quantile of the scores of normal validation windows.
+
+        Falls back to normal training windows (and says so) when validation has
+        too few normal windows to estimate a quantile.
+        """
+        q = self.params.threshold_quantile
+        normal = [w for w in val if w.label == NORMAL]
+        self.threshold_source = "validation-normal"
+        if len(normal) < MIN_VAL_NORMAL:
+            normal = [w for w in train if w.label == NORMAL]
+            self.threshold_source = "train-normal"
+        if not normal:
+            raise ValueError("no normal windows to set a threshold on")
+        return float(np.quantile(self.score(normal), q))
+
+    def evaluate(self, test: Sequence[Window], threshold: float) -> dict[str, float]:
+        scores = self.score(test)
+        return detection_metrics([w.label for w in test], scores, threshold)
+
+    def evaluate_split(self, split: Split) -> dict[str, float]:
+        """Test metrics at the label-free threshold set on the split's validation normals."""
+        threshold = self.threshold(split.val, split.train)
+        return self.evaluate(split.test, threshold) | {"examples": len(split.test)}
+
+    def state(self) -> dict[str, torch.Tensor]:
+        return {k: v.detach().cpu() for k, v in self.module.state_dict().items()}
+
+    def load_state(self, state: Mapping[str, torch.Tensor]) -> None:
+        self.module.load_state_dict(state)
+
+
+DETECTORS: dict[str, type[Detector]] = {}
+
+
+def register(cls: type[Detector]) -> type[Detector]:
+    DETECTORS[cls.name] = cls
+    return cls
+
+
+def params_from_config(cls: type[Detector], config: Mapping[str, Any]) -> Any:
+    """Build ``cls.Params`` from run-config keys ``<detector>.<field-with-dashes>``."""
+    prefix = f"{cls.name}."
+    fields = {f.name: f for f in dataclasses.fields(cls.Params)}
+    values = {}
+    for key, value in config.items():
+        if key.startswith(prefix):
+            name = key[len(prefix) :].replace("-", "_")
+            if name not in fields:
+                raise KeyError(f"unknown {cls.name} parameter {key!r}; known: {', '.join(fields)}")
+            values[name] = type(getattr(cls.Params(), name))(value)
+    return cls.Params(**values)
+
+
+def build_detector(name: str, config: Mapping[str, Any], seed: int, device: str = "auto") -> Detector:
+    if name not in DETECTORS:
+        raise KeyError(f"unknown detector {name!r}; choose one of {', '.join(DETECTORS)}")
+    cls = DETECTORS[name]
+    return cls(params_from_config(cls, config), seed=seed, device=device)

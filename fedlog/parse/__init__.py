@@ -1,0 +1,1 @@
+"""Template mining (Drain3) and keyed event ids."""

@@ -1,0 +1,113 @@
+"""A run directory: params.json, rounds.jsonl, global parameters per round, summary, report.
+
+Layout (the same for federated and centralized runs)::
+
+    runs/<timestamp>-<detector>-<strategy>/
+        params.json        resolved run config
+        rounds.jsonl       one line per round: per-silo train/eval figures, bytes sent
+        params/round-NNN.pt  global parameters after round NNN (torch state dict)
+        summary.json       final per-silo and overall metrics
+        report.md          a short human-readable report
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from fedlog.metrics import pooled_metrics
+
+HEADLINE = ("precision", "recall", "f1", "auroc", "aupr")
+
+
+def _clean(value: Any) -> Any:
+    """JSON has no NaN: undefined metrics become null."""
+    if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
+        return None
+    if isinstance(value, Mapping):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    return value
+
+
+def _dump(value: Any) -> str:
+    return json.dumps(_clean(value), sort_keys=True)
+
+
+class RunDirectory:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.started = time.time()
+
+    @classmethod
+    def create(cls, output_dir: str | Path, name: str, params: Mapping[str, Any]) -> RunDirectory:
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        root = Path(output_dir).expanduser().resolve()
+        path = root / f"{stamp}-{name}"
+        suffix = 1
+        while path.exists():
+            suffix += 1
+            path = root / f"{stamp}-{name}-{suffix}"
+        (path / "params").mkdir(parents=True)
+        (path / "params.json").write_text(json.dumps(dict(params), indent=2, sort_keys=True))
+        return cls(path)
+
+    def save_parameters(self, round_idx: int, state: Mapping[str, torch.Tensor]) -> Path:
+        target = self.path / "params" / f"round-{round_idx:03d}.pt"
+        torch.save(dict(state), target)
+        return target
+
+    def append_round(self, record: Mapping[str, Any]) -> None:
+        with (self.path / "rounds.jsonl").open("a") as out:
+            out.write(_dump(record) + "\n")
+
+    def rounds(self) -> list[dict[str, Any]]:
+        file = self.path / "rounds.jsonl"
+        return [json.loads(line) for line in file.read_text().splitlines()] if file.exists() else []
+
+    def finish(self, silos: Mapping[str, Mapping[str, Any]], extra: Mapping[str, Any] | None = None) -> dict:
+        """Write summary.json (per silo + pooled overall) and report.md from final metrics."""
+        summary = {
+            "silos": dict(silos),
+            "overall": pooled_metrics(list(silos.values())) if silos else {},
+            "wall_time_s": round(time.time() - self.started, 2),
+            "rounds": len(self.rounds()),
+        } | dict(extra or {})
+        (self.path / "summary.json").write_text(json.dumps(_clean(summary), indent=2, sort_keys=True))
+        (self.path / "report.md").write_text(self._report(summary))
+        return summary
+
+    def _report(self, summary: Mapping[str, Any]) -> str:
+        params = json.loads((self.path / "params.json").read_text())
+        lines = [
+            f"# fedlog run `{self.path.name}`",
+            "",
+            f"Detector `{params.get('detector')}`, strategy `{params.get('strategy', '-')}`, "
+            f"{summary['rounds']} round(s), wall time {summary['wall_time_s']} s.",
+            "Thresholds are set on normal validation windows only; test labels are used "
+            "only to score the final figures below.",
+            "",
+            "| silo | " + " | ".join(HEADLINE) + " | test windows | anomalous |",
+            "|---|" + "---|" * (len(HEADLINE) + 2),
+        ]
+        rows = list(summary["silos"].items()) + [("overall", summary["overall"])]
+        for name, m in rows:
+            cells = [_fmt(m.get(k)) for k in HEADLINE]
+            n = int(m.get("tp", 0) + m.get("fp", 0) + m.get("tn", 0) + m.get("fn", 0))
+            pos = int(m.get("tp", 0) + m.get("fn", 0))
+            lines.append(f"| {name} | " + " | ".join(cells) + f" | {n} | {pos} |")
+        lines += ["", "Per-round figures: `rounds.jsonl`; global parameters: `params/`.", ""]
+        return "\n".join(lines)
+
+
+def _fmt(value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    return f"{value:.3f}"

@@ -1,0 +1,168 @@
+"""One silo from raw files to split windows: load -> window -> split -> mine -> match.
+
+The prepared silo (and the parser state with the id -> template map) is cached
+in the client's own state directory, keyed by the inputs and settings, so
+repeated rounds and repeated runs do not re-parse. Nothing here is sent to the
+server.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import os
+import pickle
+import tempfile
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from fedlog.data.loaders import FORMATS, SiloError, load_silo
+from fedlog.data.records import SiloLog
+from fedlog.parse.drain import FORMAT_SETTINGS, EventParser, ParserSettings
+from fedlog.windows import Split, SplitSpec, WindowSpec, build_windows, chronological_split, fill_events
+
+log = logging.getLogger(__name__)
+
+DEFAULT_WINDOWS = {
+    "hdfs": "session",
+    "hadoop": "session",
+    "bgl": "count:20",
+    "thunderbird": "count:20",
+    "spirit": "count:20",
+}
+STATE_ENV = "FEDLOG_STATE_DIR"
+
+
+def default_state_dir() -> Path:
+    """Client-local cache: $FEDLOG_STATE_DIR or ~/.cache/fedlog."""
+    return Path(os.environ.get(STATE_ENV) or Path.home() / ".cache" / "fedlog")
+
+
+@dataclass(frozen=True)
+class SiloSource:
+    """Where a silo's raw logs are and how to cut them."""
+
+    fmt: str
+    path: str
+    window: str = ""
+    max_lines: int = 0
+
+    @property
+    def window_spec(self) -> WindowSpec:
+        return WindowSpec.parse(self.window or DEFAULT_WINDOWS[self.fmt])
+
+    @classmethod
+    def parse(cls, text: str, base_dir: str = "", **kw) -> SiloSource:
+        """``format=path`` (path relative to ``base_dir`` unless absolute)."""
+        fmt, sep, path = text.strip().partition("=")
+        fmt = fmt.strip().lower()
+        if not sep or fmt not in FORMATS or not path.strip():
+            raise SiloError(f"bad silo {text!r}: expected FORMAT=PATH with FORMAT in {', '.join(FORMATS)}")
+        full = Path(base_dir, path.strip()).expanduser() if base_dir else Path(path.strip()).expanduser()
+        return cls(fmt=fmt, path=str(full.resolve()), **kw)
+
+
+@dataclass
+class PreparedSilo:
+    """Split windows of one silo plus the reports a user needs to trust them."""
+
+    fmt: str
+    split: Split
+    sources: list[str]
+    load_report: dict
+    parse_report: dict
+    state_dir: str
+    train_histogram: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def parser_path(self) -> Path:
+        return Path(self.state_dir) / "parser.pkl"
+
+    def describe(self) -> dict:
+        parts = {
+            name: {"windows": len(ws), "anomalous": sum(w.label == 1 for w in ws)}
+            for name, ws in self.split.parts().items()
+        }
+        return {
+            "format": self.fmt,
+            "load": self.load_report,
+            "parse": self.parse_report,
+            "split": parts | {"unlabeled": self.split.unlabeled, "purged": self.split.purged},
+        }
+
+
+def _fingerprint(source: SiloSource, split: SplitSpec, settings: ParserSettings, key: bytes) -> str:
+    root = Path(source.path)
+    files = sorted(root.rglob("*")) if root.is_dir() else [root]
+    stats = [(str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in files if f.is_file()]
+    key_tag = hmac.new(key, b"fedlog-cache", hashlib.sha256).hexdigest()  # never the key itself
+    blob = json.dumps(
+        [asdict(source), asdict(split), repr(settings), stats, key_tag], sort_keys=True, default=str
+    )
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _build(source: SiloSource, split_spec: SplitSpec, key: bytes, state_dir: Path) -> PreparedSilo:
+    silo: SiloLog = load_silo(source.fmt, source.path)
+    if silo.report.malformed or silo.report.undecodable:
+        log.warning("%s: %s", source.path, silo.report.summary())
+    records = silo.records[: source.max_lines] if source.max_lines else silo.records
+    sources = list(dict.fromkeys(r.source for r in records))
+    spec = source.window_spec
+    windows = build_windows(records, spec, {s: i for i, s in enumerate(sources)}, silo.session_labels)
+    split = chronological_split(windows, split_spec, overlapping=spec.overlapping)
+    train_rows = sorted({row for w in split.train for row in w.rows})
+    if not train_rows:
+        raise SiloError(f"{source.path}: the training split is empty ({len(windows)} windows)")
+
+    parser = EventParser(FORMAT_SETTINGS[source.fmt], key)
+    parser.mine(records[i].content for i in train_rows)
+    ids = parser.match_all([r.content for r in records])
+    for part in split.parts().values():
+        fill_events(part, ids)
+    if parser.report.collisions:
+        log.warning("%s: %d event-id collisions", source.path, len(parser.report.collisions))
+
+    state_dir.mkdir(parents=True, exist_ok=True)
+    parser.save(state_dir / "parser.pkl")
+    (state_dir / "templates.json").write_text(json.dumps(parser.templates, indent=1))
+    histogram = Counter(e for w in split.train for e in w.events if e is not None)
+    return PreparedSilo(
+        fmt=source.fmt,
+        split=split,
+        sources=sources,
+        load_report=silo.report.to_dict(),
+        parse_report=parser.report.to_dict(),
+        state_dir=str(state_dir),
+        train_histogram=dict(histogram),
+    )
+
+
+_MEMORY: dict[str, PreparedSilo] = {}
+
+
+def prepare_silo(
+    source: SiloSource,
+    split_spec: SplitSpec,
+    key: bytes,
+    state_dir: Path | None = None,
+) -> PreparedSilo:
+    """Prepared silo from memory, the client's disk cache, or a fresh parse."""
+    settings = FORMAT_SETTINGS[source.fmt]
+    digest = _fingerprint(source, split_spec, settings, key)
+    if digest in _MEMORY:
+        return _MEMORY[digest]
+    cache_dir = (state_dir or default_state_dir()) / "silos" / f"{source.fmt}-{digest}"
+    cached = cache_dir / "prepared.pkl"
+    if cached.exists():
+        prepared = pickle.loads(cached.read_bytes())
+    else:
+        prepared = _build(source, split_spec, key, cache_dir)
+        with tempfile.NamedTemporaryFile(dir=cache_dir, delete=False) as tmp:
+            tmp.write(pickle.dumps(prepared))
+        os.replace(tmp.name, cached)  # atomic: concurrent clients never see half a file
+    _MEMORY[digest] = prepared
+    return prepared
