@@ -27,10 +27,14 @@ def _client(context: Context) -> tuple[SiloClient, int]:
     return client_for(settings, entry), partition
 
 
-def _reply(msg: Message, client: SiloClient, partition: int, metrics: dict, arrays: ArrayRecord | None) -> Message:
+def _reply(
+    msg: Message, client: SiloClient, partition: int, metrics: dict, arrays: ArrayRecord | None
+) -> Message:
     content = RecordDict(
         {
-            "metrics": MetricRecord({k: float(v) for k, v in metrics.items()} | {"num-examples": int(metrics["examples"])}),
+            "metrics": MetricRecord(
+                {k: float(v) for k, v in metrics.items()} | {"num-examples": int(metrics["examples"])}
+            ),
             SILO_RECORD: ConfigRecord({"format": client.name, "partition": partition}),
         }
     )

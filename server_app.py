@@ -34,4 +34,5 @@ def main(grid: Grid, context: Context) -> None:
         train_config=ConfigRecord({"local-epochs": settings.local_epochs}),
     )
     summary = run.finish(strategy.final_eval)
-    print(f"[fedlog] overall F1 {summary['overall'].get('f1', float('nan')):.3f}; report: {run.path / 'report.md'}", flush=True)
+    overall_f1 = summary["overall"].get("f1", float("nan"))
+    print(f"[fedlog] overall F1 {overall_f1:.3f}; report: {run.path / 'report.md'}", flush=True)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from pathlib import Path
@@ -87,9 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = sub.add_parser("train", help="centralized training on one silo, no Flower")
     _common(train)
-    train.add_argument(
-        "--silo", default="", help="FORMAT=PATH (default: the first silo of data.silos)"
-    )
+    train.add_argument("--silo", default="", help="FORMAT=PATH (default: the first silo of data.silos)")
     train.set_defaults(func=cmd_train)
     return parser
 

@@ -8,11 +8,12 @@ centralized ``fedlog train``.
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import tomllib
 
 from fedlog.data.synthetic import SYNTHETIC_SILOS, SyntheticSpec, generate_silos
 from fedlog.silo import SiloSource, default_state_dir

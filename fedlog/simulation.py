@@ -9,6 +9,7 @@ directory, since ``flwr run --stream`` exits 0 even when the run failed.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -81,6 +82,8 @@ def run_simulation(
     flwr_home = Path(tempfile.mkdtemp(prefix="fedlog-flwr-"))
     port = free_port()  # one HTTP port serves the Control, Fleet and Runtime APIs
     env = os.environ | QUIET_ENV | {"FLWR_HOME": str(flwr_home)}
+    # The SuperLink spawns flower-superexec & co. by name: make this interpreter's scripts win.
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     (flwr_home / "config.toml").write_text(
         "[superlink]\n"
         'default = "fedlog"\n\n'
@@ -165,7 +168,5 @@ def _stop(proc: subprocess.Popen) -> None:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=20)
     except (ProcessLookupError, subprocess.TimeoutExpired):
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass

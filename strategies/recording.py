@@ -58,11 +58,17 @@ class RecordingMixin:
 
     def aggregate_evaluate(self, server_round: int, replies: Iterable[Message]) -> MetricRecord | None:
         replies = list(replies)
-        record = self._pending if self._pending.get("round") == server_round else {"round": server_round, "silos": {}}
+        record = (
+            self._pending
+            if self._pending.get("round") == server_round
+            else {"round": server_round, "silos": {}}
+        )
         evals = {}
         for msg in replies:
             if msg.has_error():
-                record["silos"].setdefault(f"node-{msg.metadata.src_node_id}", {})["eval_error"] = msg.error.reason
+                record["silos"].setdefault(f"node-{msg.metadata.src_node_id}", {})["eval_error"] = (
+                    msg.error.reason
+                )
                 continue
             metrics = dict(next(iter(msg.content.metric_records.values())))
             evals[silo_name(msg)] = metrics

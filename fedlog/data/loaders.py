@@ -74,9 +74,7 @@ def _log_files(path: Path) -> list[Path]:
 
 def _finish(fmt: str, records: list[LogRecord], report: LoadReport, **kw) -> SiloLog:
     if not records:
-        raise SiloError(
-            f"{', '.join(report.files)}: no line in {fmt} format ({report.summary()})"
-        )
+        raise SiloError(f"{', '.join(report.files)}: no line in {fmt} format ({report.summary()})")
     return SiloLog(fmt=fmt, records=records, report=report, **kw)
 
 
@@ -124,7 +122,7 @@ def load_hdfs(path: Path, labels: Path | None = None) -> SiloLog:
 
 _DATE_RE = re.compile(r"^\d{4}\.\d{2}\.\d{2}$")
 _BGL_TIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2}-\d{2}\.\d{2}\.\d{2}")
-_MONTHS = frozenset("Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split())
+_MONTHS = frozenset(["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"])
 
 
 def _is_bgl(fields: list[str]) -> bool:
@@ -212,7 +210,9 @@ def load_hadoop(path: Path) -> SiloLog:
                 if last is not None:  # stack traces and wrapped messages
                     report.continuation += 1
                 else:
-                    report.skip(str(file), lineno, "not a Hadoop line (date time,ms LEVEL [thread] class: msg)")
+                    report.skip(
+                        str(file), lineno, "not a Hadoop line (date time,ms LEVEL [thread] class: msg)"
+                    )
                 continue
             y, mo, d, h, mi, s, ms = (int(m.group(i)) for i in range(1, 8))
             ts = calendar.timegm((y, mo, d, h, mi, s)) + ms / 1000.0

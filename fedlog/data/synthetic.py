@@ -49,21 +49,45 @@ def _hdfs_block_events(rng: random.Random, blk: str) -> list[tuple[str, str, str
     path = f"/user/root/rand/_temporary/_task_{rng.randint(10**11, 10**12)}_m_{rng.randint(0, 999):06d}_0/part-{rng.randint(0, 999):05d}"
     steps = [("INFO", "dfs.FSNamesystem", f"BLOCK* NameSystem.allocateBlock: {path}. {blk}")]
     for n in nodes:
-        steps.append(("INFO", "dfs.DataNode$DataXceiver", f"Receiving block {blk} src: /{n}:{rng.randint(30000, 60000)} dest: /{n}:50010"))
+        steps.append(
+            (
+                "INFO",
+                "dfs.DataNode$DataXceiver",
+                f"Receiving block {blk} src: /{n}:{rng.randint(30000, 60000)} dest: /{n}:50010",
+            )
+        )
     for i in range(2, -1, -1):
-        steps.append(("INFO", "dfs.DataNode$PacketResponder", f"PacketResponder {i} for block {blk} terminating"))
+        steps.append(
+            ("INFO", "dfs.DataNode$PacketResponder", f"PacketResponder {i} for block {blk} terminating")
+        )
     for n in nodes:
-        steps.append(("INFO", "dfs.DataNode$PacketResponder", f"Received block {blk} of size {size} from /{n}"))
+        steps.append(
+            ("INFO", "dfs.DataNode$PacketResponder", f"Received block {blk} of size {size} from /{n}")
+        )
     for n in nodes:
-        steps.append(("INFO", "dfs.FSNamesystem", f"BLOCK* NameSystem.addStoredBlock: blockMap updated: {n}:50010 is added to {blk} size {size}"))
+        steps.append(
+            (
+                "INFO",
+                "dfs.FSNamesystem",
+                f"BLOCK* NameSystem.addStoredBlock: blockMap updated: {n}:50010 is added to {blk} size {size}",
+            )
+        )
     if rng.random() < 0.3:
         steps.append(("INFO", "dfs.DataBlockScanner", f"Verification succeeded for {blk}"))
     if rng.random() < 0.5:
-        steps.append(("INFO", "dfs.FSDataset", f"Deleting block {blk} file /mnt/hadoop/dfs/data/current/subdir{rng.randint(0, 63)}/{blk}"))
+        steps.append(
+            (
+                "INFO",
+                "dfs.FSDataset",
+                f"Deleting block {blk} file /mnt/hadoop/dfs/data/current/subdir{rng.randint(0, 63)}/{blk}",
+            )
+        )
     return steps
 
 
-def _hdfs_anomaly(rng: random.Random, blk: str, steps: list[tuple[str, str, str]]) -> list[tuple[str, str, str]]:
+def _hdfs_anomaly(
+    rng: random.Random, blk: str, steps: list[tuple[str, str, str]]
+) -> list[tuple[str, str, str]]:
     kind = rng.choice(["missing", "extra", "order", "error", "rare"])
     steps = list(steps)
     if kind == "missing":  # a replica never reports back
@@ -77,10 +101,30 @@ def _hdfs_anomaly(rng: random.Random, blk: str, steps: list[tuple[str, str, str]
         first, last = steps[1:4], steps[4:]
         steps = [steps[0]] + last[::-1] + first
     elif kind == "error":
-        steps.insert(rng.randint(2, len(steps)), ("WARN", "dfs.DataNode$DataXceiver", f"{_ip(rng)}:50010:Got exception while serving {blk} to /{_ip(rng)}:"))
-        steps.insert(rng.randint(2, len(steps)), ("INFO", "dfs.DataNode$DataXceiver", f"writeBlock {blk} received exception java.io.IOException: Connection reset by peer"))
+        steps.insert(
+            rng.randint(2, len(steps)),
+            (
+                "WARN",
+                "dfs.DataNode$DataXceiver",
+                f"{_ip(rng)}:50010:Got exception while serving {blk} to /{_ip(rng)}:",
+            ),
+        )
+        steps.insert(
+            rng.randint(2, len(steps)),
+            (
+                "INFO",
+                "dfs.DataNode$DataXceiver",
+                f"writeBlock {blk} received exception java.io.IOException: Connection reset by peer",
+            ),
+        )
     else:
-        steps.append(("INFO", "dfs.FSNamesystem", f"BLOCK* NameSystem.addToInvalidates: {blk} is added to invalidSet of {_ip(rng)}:50010"))
+        steps.append(
+            (
+                "INFO",
+                "dfs.FSNamesystem",
+                f"BLOCK* NameSystem.addToInvalidates: {blk} is added to invalidSet of {_ip(rng)}:50010",
+            )
+        )
     return steps
 
 
@@ -147,31 +191,53 @@ BGL = _SyslogSilo(
     normal=[
         lambda r: "KERNEL INFO instruction cache parity error corrected",
         lambda r: f"KERNEL INFO generating core.{r.randint(100, 20000)}",
-        lambda r: f"KERNEL INFO {r.randint(1, 9)} ddr error(s) detected and corrected on rank 0, symbol {r.randint(0, 35)}, bit {r.randint(0, 7)}",
-        lambda r: f"APP INFO ciod: generated {r.randint(1, 128)} core files for program /bgl/apps/run{r.randint(1, 50)}",
-        lambda r: f"KERNEL INFO CE sym {r.randint(0, 35)}, at 0x{r.getrandbits(32):08x}, mask 0x{r.getrandbits(8):02x}",
+        lambda r: (
+            f"KERNEL INFO {r.randint(1, 9)} ddr error(s) detected and corrected on rank 0, symbol {r.randint(0, 35)}, bit {r.randint(0, 7)}"
+        ),
+        lambda r: (
+            f"APP INFO ciod: generated {r.randint(1, 128)} core files for program /bgl/apps/run{r.randint(1, 50)}"
+        ),
+        lambda r: (
+            f"KERNEL INFO CE sym {r.randint(0, 35)}, at 0x{r.getrandbits(32):08x}, mask 0x{r.getrandbits(8):02x}"
+        ),
     ],
     rare=[lambda r: "MMCS INFO idoproxydb hit ASSERT condition: ASSERT expression=0"],
     anomalies=[
         ("KERNDTLB", lambda r: f"KERNEL FATAL data TLB error interrupt at 0x{r.getrandbits(32):08x}"),
         ("KERNSTOR", lambda r: "KERNEL FATAL data storage interrupt"),
         ("KERNMNTF", lambda r: f"KERNEL FATAL Lustre mount FAILED : bglio{r.randint(1, 300)} : point /p/gb1"),
-        ("APPSEV", lambda r: f"APP FATAL ciod: Error reading message prefix after LOAD_MESSAGE on CioStream socket to 172.16.96.{r.randint(1, 254)}:{r.randint(30000, 60000)}"),
+        (
+            "APPSEV",
+            lambda r: (
+                f"APP FATAL ciod: Error reading message prefix after LOAD_MESSAGE on CioStream socket to 172.16.96.{r.randint(1, 254)}:{r.randint(30000, 60000)}"
+            ),
+        ),
     ],
     line=_bgl_line,
 )
 
 THUNDERBIRD = _SyslogSilo(
     normal=[
-        lambda r: f"sshd[{r.randint(1000, 32000)}]: Accepted publickey for root from ::ffff:{_ip(r)} port {r.randint(30000, 60000)} ssh2",
+        lambda r: (
+            f"sshd[{r.randint(1000, 32000)}]: Accepted publickey for root from ::ffff:{_ip(r)} port {r.randint(30000, 60000)} ssh2"
+        ),
         lambda r: f"crond(pam_unix)[{r.randint(1000, 32000)}]: session opened for user root by (uid=0)",
         lambda r: f"crond(pam_unix)[{r.randint(1000, 32000)}]: session closed for user root",
         lambda r: f"crond[{r.randint(1000, 32000)}]: (root) CMD (run-parts /etc/cron.hourly)",
         lambda r: f"ntpd[{r.randint(1000, 9000)}]: synchronized to {_ip(r)}, stratum {r.randint(1, 4)}",
     ],
-    rare=[lambda r: f"Server Administrator: Instrumentation Service EventID: 1052 Temperature sensor returned to a normal value {r.randint(10, 40)}.0"],
+    rare=[
+        lambda r: (
+            f"Server Administrator: Instrumentation Service EventID: 1052 Temperature sensor returned to a normal value {r.randint(10, 40)}.0"
+        )
+    ],
     anomalies=[
-        ("VAPI", lambda r: f"kernel: [KERNEL_IB][tsIbTavorMadProcess][tavor_mad.c:152]InfiniHost0: EVAPI_process_local_mad failed, return code = -{r.randint(200, 260)} (Fatal error (Local Catastrophic Error))"),
+        (
+            "VAPI",
+            lambda r: (
+                f"kernel: [KERNEL_IB][tsIbTavorMadProcess][tavor_mad.c:152]InfiniHost0: EVAPI_process_local_mad failed, return code = -{r.randint(200, 260)} (Fatal error (Local Catastrophic Error))"
+            ),
+        ),
         ("CPU", lambda r: f"kernel: CPU{r.randint(0, 3)}: Temperature above threshold, cpu clock throttled"),
     ],
     line=_syslog_line("dn"),
@@ -184,11 +250,21 @@ SPIRIT = _SyslogSilo(
         lambda r: f"pbs_mom: Job {r.randint(10000, 99999)}.sadmin2 exited with status 0",
         lambda r: f"kernel: eth0: link up, 1000Mbps, full-duplex, lpa 0x{r.getrandbits(16):04X}",
     ],
-    rare=[lambda r: f"syslogd 1.4.1: restart (remote reception)."],
+    rare=[lambda r: "syslogd 1.4.1: restart (remote reception)."],
     anomalies=[
         ("DSKNR", lambda r: f"kernel: hd{r.choice('ab')}: drive not ready for command"),
-        ("DSKST", lambda r: f"kernel: hd{r.choice('ab')}: status error: status=0x{r.getrandbits(8):02x} {{ DriveReady SeekComplete Error }}"),
-        ("DHCP", lambda r: f"dhcpd: DHCPDISCOVER from 00:11:43:{r.getrandbits(8):02x}:{r.getrandbits(8):02x}:{r.getrandbits(8):02x} via eth1: network 10.0.0.0/16: no free leases"),
+        (
+            "DSKST",
+            lambda r: (
+                f"kernel: hd{r.choice('ab')}: status error: status=0x{r.getrandbits(8):02x} {{ DriveReady SeekComplete Error }}"
+            ),
+        ),
+        (
+            "DHCP",
+            lambda r: (
+                f"dhcpd: DHCPDISCOVER from 00:11:43:{r.getrandbits(8):02x}:{r.getrandbits(8):02x}:{r.getrandbits(8):02x} via eth1: network 10.0.0.0/16: no free leases"
+            ),
+        ),
     ],
     line=_syslog_line("sn"),
 )

@@ -16,10 +16,12 @@ validation normals and puts the threshold at the geometric mean of the normal
 quantile and the pseudo-anomalies' median norm: the boundary between the two
 modes HST trained, and never below the paper's threshold.
 
-Interpretations we fixed (see README): replacement candidates are the buckets
-seen in the client's training windows plus [UNK], so an unseen event looks
-anomalous by construction; a linear head maps the [CLS] state to phi, so its
-norm is not pinned by the last LayerNorm; windows longer than ``max_len``
+Interpretations we fixed (see README): as in the paper, the vocabulary is the
+set of buckets seen in the client's normal training windows and anything else
+is encoded as [UNK]; replacement candidates are that vocabulary plus [UNK], so
+an event never seen in normal traffic looks anomalous by construction; a
+linear head maps the [CLS] state to phi, so its norm is not pinned by the
+last LayerNorm; windows longer than ``max_len``
 are cut into chunks and a window scores as its worst chunk.
 """
 
@@ -104,6 +106,7 @@ class FastLogAD(Detector):
         seed_everything(seed)
         self._module = FastLogADModule(params).to(self.device)
         self._rng = torch.Generator().manual_seed(seed)
+        self.vocab: frozenset[int] = frozenset()  # client-local, from its normal training windows
 
     @property
     def module(self) -> nn.Module:
@@ -111,12 +114,20 @@ class FastLogAD(Detector):
 
     # -- data -------------------------------------------------------------------------------
 
+    def fit_vocab(self, train: Sequence[Window]) -> None:
+        buckets = self.params.buckets
+        self.vocab = frozenset(token_of(e, buckets) for w in train if w.label == NORMAL for e in w.events)
+
+    def _tokens(self, window: Window) -> list[int]:
+        tokens = [token_of(e, self.params.buckets) for e in window.events]
+        return [t if t in self.vocab else UNK for t in tokens] or [UNK]
+
     def _chunks(self, windows: Sequence[Window]) -> tuple[list[list[int]], np.ndarray]:
         """Token chunks of at most max_len - 1 events, and the window index of each chunk."""
         step = self.params.max_len - 1
         chunks, owner = [], []
         for i, w in enumerate(windows):
-            tokens = [token_of(e, self.params.buckets) for e in w.events] or [UNK]
+            tokens = self._tokens(w)
             for lo in range(0, len(tokens), step):
                 chunks.append(tokens[lo : lo + step])
                 owner.append(i)
@@ -170,6 +181,8 @@ class FastLogAD(Detector):
 
     def _normal_chunks(self, windows: Sequence[Window]) -> tuple[list[list[int]], torch.Tensor]:
         """Chunks of the normal windows and the replacement candidates (their tokens + UNK)."""
+        if not self.vocab:
+            raise RuntimeError("fit_vocab(train) must come first: tokens outside it map to [UNK]")
         normal = [w for w in windows if w.label == NORMAL]
         if not normal:
             raise ValueError("FastLogAD trains on normal windows and this split has none")
@@ -178,6 +191,7 @@ class FastLogAD(Detector):
         return chunks, torch.tensor(vocab, device=self.device)
 
     def train_round(self, train: Sequence[Window], round_idx: int, epochs: int) -> dict[str, float]:
+        self.fit_vocab(train)
         chunks, candidates = self._normal_chunks(train)
         phase = "rtd" if round_idx <= self.params.warmup_rounds else "hst"
         opt = torch.optim.AdamW(self._module.parameters(), lr=self.params.lr)
@@ -216,6 +230,8 @@ class FastLogAD(Detector):
     # -- threshold ----------------------------------------------------------------------------
 
     def threshold(self, val: Sequence[Window], train: Sequence[Window] = ()) -> float:
+        if train:
+            self.fit_vocab(train)
         base = super().threshold(val, train)
         if self.params.threshold_mode == "quantile":
             return base

@@ -38,9 +38,7 @@ class ParserSettings:
 
 FORMAT_SETTINGS: dict[str, ParserSettings] = {
     "hdfs": ParserSettings(masking=((r"blk_-?\d+", "BLK"), *_COMMON)),
-    "bgl": ParserSettings(
-        masking=((r"\bcore\.\d+\b", "CORE"), (r"\b[0-9a-fA-F]{8}\b", "HEX"), *_COMMON)
-    ),
+    "bgl": ParserSettings(masking=((r"\bcore\.\d+\b", "CORE"), (r"\b[0-9a-fA-F]{8}\b", "HEX"), *_COMMON)),
     "thunderbird": ParserSettings(masking=((r"\[\d+\]:", "[PID]:"), *_COMMON)),
     "spirit": ParserSettings(masking=((r"\[\d+\]:", "[PID]:"), *_COMMON)),
     "hadoop": ParserSettings(
@@ -79,9 +77,7 @@ class EventParser:
     def __init__(self, settings: ParserSettings, key: bytes) -> None:
         self.settings = settings
         self._key = key
-        self._masker = LogMasker(
-            [MaskingInstruction(p, m) for p, m in settings.masking], "<", ">"
-        )
+        self._masker = LogMasker([MaskingInstruction(p, m) for p, m in settings.masking], "<", ">")
         self._drain = Drain(
             depth=settings.depth,
             sim_th=settings.sim_th,

@@ -1,0 +1,88 @@
+"""A real `flwr run` simulation (private SuperLink, 2 SuperNodes, 2 rounds) and its run directory;
+and the centralized mode writing the same summary shape."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from fedlog.cli import APP_DIR, main
+from fedlog.config import default_run_config
+from fedlog.simulation import run_simulation
+
+TINY = {
+    "fastlogad.hidden": 32,
+    "fastlogad.layers": 1,
+    "fastlogad.heads": 2,
+    "fastlogad.ffn": 64,
+    "fastlogad.buckets": 512,
+}
+METRICS = {"precision", "recall", "f1", "accuracy", "auroc", "aupr"}
+
+
+@pytest.mark.slow
+def test_flwr_run_simulation_writes_the_run_directory(tmp_path, state_dir) -> None:
+    config = (
+        default_run_config()
+        | TINY
+        | {
+            "num-server-rounds": 2,
+            "min-nodes": 2,
+            "data.silos": "hdfs=synthetic, thunderbird=synthetic",
+            "data.synthetic-scale": 0.3,
+            "output-dir": str(tmp_path / "runs"),
+        }
+    )
+    result = run_simulation(APP_DIR, config, num_supernodes=2, stream=False, timeout=600)
+    run = result.run_dir
+    assert run.parent == tmp_path / "runs"
+
+    params = json.loads((run / "params.json").read_text())
+    assert params["num-server-rounds"] == 2 and params["fastlogad.hidden"] == 32
+
+    rounds = [json.loads(line) for line in (run / "rounds.jsonl").read_text().splitlines()]
+    assert [r["round"] for r in rounds] == [1, 2]
+    for record in rounds:
+        assert set(record["silos"]) == {"0:hdfs", "1:thunderbird"}
+        for silo in record["silos"].values():
+            assert set(silo["eval"]) >= METRICS and silo["bytes_sent"] > 10_000
+            assert silo["train"]["examples"] > 0 and silo["train"]["loss"] > 0
+    assert rounds[0]["silos"]["0:hdfs"]["train"]["phase_hst"] == 0.0
+    assert rounds[1]["silos"]["0:hdfs"]["train"]["phase_hst"] == 1.0
+
+    state = torch.load(run / "params" / "round-002.pt")
+    assert any(k.startswith("discriminator.") for k in state)
+    assert (run / "params" / "round-001.pt").exists()
+
+    summary = json.loads((run / "summary.json").read_text())
+    assert set(summary["silos"]) == {"0:hdfs", "1:thunderbird"}
+    assert set(summary["overall"]) >= METRICS and summary["rounds"] == 2
+    assert "| overall |" in (run / "report.md").read_text()
+
+
+@pytest.mark.slow
+def test_centralized_train_writes_the_same_summary_shape(tmp_path, state_dir, capsys) -> None:
+    args = [
+        "train",
+        "--silo",
+        "bgl=synthetic",
+        "--set",
+        f"output-dir='{tmp_path}'",
+        "--set",
+        "num-server-rounds=2",
+    ]
+    args += [arg for key, value in TINY.items() for arg in ("--set", f"{key}={value}")]
+    args += ["--set", "data.synthetic-scale=0.3"]
+    assert main(args) == 0
+    (run,) = tmp_path.iterdir()
+    summary = json.loads((run / "summary.json").read_text())
+    assert set(summary["silos"]) == {"bgl"} and set(summary["overall"]) >= METRICS
+    assert len((run / "rounds.jsonl").read_text().splitlines()) == 2
+    assert "run directory" in capsys.readouterr().out
+
+
+def test_unknown_run_config_keys_are_rejected(capsys) -> None:
+    with pytest.raises(SystemExit, match="unknown run-config key"):
+        main(["train", "--set", "fastlogad.hiden=3"])
