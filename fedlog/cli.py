@@ -69,6 +69,17 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench_parse(args: argparse.Namespace) -> int:
+    from fedlog.bench import parse_throughput
+
+    result = parse_throughput(args.format, Path(args.path), raw=not args.no_raw)
+    width = max(len(k) for k in result)
+    for key, value in result.items():
+        shown = f"{value:,.0f}" if isinstance(value, float) else value
+        print(f"{key:<{width}}  {shown}")
+    return 0
+
+
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", action="append", help="configs/*.toml overlay (repeatable)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override one run-config key")
@@ -88,6 +99,14 @@ def build_parser() -> argparse.ArgumentParser:
     _common(train)
     train.add_argument("--silo", default="", help="FORMAT=PATH (default: the first silo of data.silos)")
     train.set_defaults(func=cmd_train)
+
+    bench = sub.add_parser("bench", help="benchmarks that print figures")
+    bench_sub = bench.add_subparsers(dest="bench", required=True)
+    parse = bench_sub.add_parser("parse", help="load + Drain3 mine/match throughput (lines/s)")
+    parse.add_argument("--format", default="hdfs")
+    parse.add_argument("--no-raw", action="store_true", help="skip the plain-Drain3 comparison")
+    parse.add_argument("path", nargs="?", default="../shared/data/hdfs/HDFS_2pct.log")
+    parse.set_defaults(func=cmd_bench_parse)
     return parser
 
 

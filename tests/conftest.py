@@ -10,6 +10,16 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = Path(os.environ.get("FEDLOG_SHARED_DATA", REPO.parent / "shared" / "data"))
 
+# A FastLogAD small enough for CPU tests (run-config keys).
+TINY_FASTLOGAD = {
+    "fastlogad.hidden": 32,
+    "fastlogad.layers": 1,
+    "fastlogad.heads": 2,
+    "fastlogad.ffn": 64,
+    "fastlogad.buckets": 512,
+    "fastlogad.batch-size": 32,
+}
+
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:

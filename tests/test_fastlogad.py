@@ -7,6 +7,7 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
+from conftest import TINY_FASTLOGAD
 
 from fedlog.detectors import build_detector
 from fedlog.detectors.fastlogad import hst_loss
@@ -14,14 +15,7 @@ from fedlog.parse.hashing import CLS, PAD
 from fedlog.silo import SiloSource, prepare_silo
 from fedlog.windows import SplitSpec
 
-TINY = {
-    "fastlogad.hidden": 32,
-    "fastlogad.layers": 1,
-    "fastlogad.heads": 2,
-    "fastlogad.ffn": 64,
-    "fastlogad.buckets": 512,
-    "fastlogad.batch-size": 32,
-}
+TINY = TINY_FASTLOGAD
 
 
 @pytest.fixture(scope="module")

@@ -7,18 +7,13 @@ import json
 
 import pytest
 import torch
+from conftest import TINY_FASTLOGAD
 
 from fedlog.cli import APP_DIR, main
 from fedlog.config import default_run_config
 from fedlog.simulation import run_simulation
 
-TINY = {
-    "fastlogad.hidden": 32,
-    "fastlogad.layers": 1,
-    "fastlogad.heads": 2,
-    "fastlogad.ffn": 64,
-    "fastlogad.buckets": 512,
-}
+TINY = TINY_FASTLOGAD
 METRICS = {"precision", "recall", "f1", "accuracy", "auroc", "aupr"}
 
 

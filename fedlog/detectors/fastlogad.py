@@ -13,8 +13,9 @@ squeezes normal norms into a narrow band, so that quantile sits just above the
 training sequences and a slight drift in later normal traffic crosses it. Our
 default (``"separation"``) also scores pseudo-anomalies generated from the
 validation normals and puts the threshold at the geometric mean of the normal
-quantile and the pseudo-anomalies' median norm: the boundary between the two
-modes HST trained, and never below the paper's threshold.
+quantile and the 1% quantile of the pseudo-anomalies' norms: midway (in log
+space) between the top of the normal band and the bottom of the
+pseudo-anomaly band that HST trained apart, never below the paper's threshold.
 
 Interpretations we fixed (see README): as in the paper, the vocabulary is the
 set of buckets seen in the client's normal training windows and anything else
@@ -41,6 +42,8 @@ from fedlog.data.records import NORMAL
 from fedlog.detectors.base import Detector, register, seed_everything
 from fedlog.parse.hashing import CLS, MASK, N_SPECIAL, PAD, UNK, token_of
 from fedlog.windows import Window
+
+PSEUDO_QUANTILE = 0.01  # the least anomalous pseudo-anomalies bound the threshold from above
 
 
 @dataclass
@@ -172,7 +175,7 @@ class FastLogAD(Detector):
             weights = (1 - probs).clamp_min(1e-6)
         weights = weights.masked_fill(candidates.unsqueeze(0) == original.unsqueeze(1), 0.0)
         weights[weights.sum(dim=1) == 0] = 1.0  # a single-token vocabulary: anything goes
-        pick = torch.multinomial(weights, 1, generator=None).squeeze(1)
+        pick = torch.multinomial(weights, 1).squeeze(1)
         corrupted = tokens.clone()
         corrupted[mask] = candidates[pick]
         return corrupted, mlm_loss
@@ -239,7 +242,7 @@ class FastLogAD(Detector):
             raise ValueError(f"unknown fastlogad.threshold-mode {self.params.threshold_mode!r}")
         pseudo = self._pseudo_norms(val if self.threshold_source == "validation-normal" else train)
         self.threshold_source += "+pseudo-anomalies"
-        return float(max(base, math.sqrt(base * float(np.median(pseudo)))))
+        return float(max(base, math.sqrt(base * float(np.quantile(pseudo, PSEUDO_QUANTILE)))))
 
     @torch.no_grad()
     def _pseudo_norms(self, windows: Sequence[Window]) -> np.ndarray:
@@ -249,10 +252,12 @@ class FastLogAD(Detector):
         state = self._rng.get_state()
         self._rng.manual_seed(self.seed + 7)
         norms = []
-        for lo in range(0, len(chunks), 256):
-            tokens, attention = self._batch(chunks[lo : lo + 256])
-            corrupted, _ = self._generate(tokens, self._mask(tokens), candidates)
-            norms.append(self._module.phi(corrupted, attention)[1].norm(dim=1).cpu().numpy())
+        with torch.random.fork_rng(devices=[]):  # the sampling RNG too: same windows, same threshold
+            torch.manual_seed(self.seed + 7)
+            for lo in range(0, len(chunks), 256):
+                tokens, attention = self._batch(chunks[lo : lo + 256])
+                corrupted, _ = self._generate(tokens, self._mask(tokens), candidates)
+                norms.append(self._module.phi(corrupted, attention)[1].norm(dim=1).cpu().numpy())
         self._rng.set_state(state)
         return np.concatenate(norms)
 
