@@ -75,7 +75,7 @@ class RunDirectory:
     def finish(self, silos: Mapping[str, Mapping[str, Any]], extra: Mapping[str, Any] | None = None) -> dict:
         """Write summary.json (per silo + pooled overall) and report.md from final metrics."""
         summary = {
-            "silos": dict(silos),
+            "silos": dict(sorted(silos.items())),
             "overall": pooled_metrics(list(silos.values())) if silos else {},
             "wall_time_s": round(time.time() - self.started, 2),
             "rounds": len(self.rounds()),

@@ -84,3 +84,12 @@ def test_collisions_are_detected(monkeypatch) -> None:
 def test_token_space() -> None:
     assert token_of(None, 128) == UNK
     assert token_of("000000ff", 128) == N_SPECIAL + 255 % 128
+
+
+def test_parse_benchmark_reports_rates(synthetic_silos) -> None:
+    from fedlog.bench import parse_throughput
+
+    result = parse_throughput("bgl", synthetic_silos["bgl"] / "BGL.log")
+    assert result["lines"] > 1000 and result["templates"] >= 5
+    rates = [v for k, v in result.items() if k.endswith("_per_s")]
+    assert len(rates) == 6 and all(r > 0 for r in rates)

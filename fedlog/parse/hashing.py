@@ -8,6 +8,7 @@ hashing it (which a plain hash would allow).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import logging
@@ -38,8 +39,13 @@ def federation_key(key_file: str | None = None) -> bytes:
         return key
     if os.environ.get(KEY_ENV):
         return os.environ[KEY_ENV].encode()
-    log.warning("using the built-in demo federation key; set %s for a real deployment", KEY_ENV)
+    _warn_demo_key()
     return DEMO_KEY
+
+
+@functools.cache
+def _warn_demo_key() -> None:
+    log.warning("using the built-in demo federation key; set %s for a real deployment", KEY_ENV)
 
 
 def event_id(key: bytes, template: str) -> str:
