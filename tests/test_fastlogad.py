@@ -13,16 +13,22 @@ from fedlog.detectors import build_detector
 from fedlog.detectors.fastlogad import hst_loss
 from fedlog.parse.hashing import CLS, PAD
 from fedlog.silo import SiloSource, prepare_silo
-from fedlog.windows import SplitSpec
+from fedlog.windows import Split, SplitSpec
 
 TINY = TINY_FASTLOGAD
 
 
 @pytest.fixture(scope="module")
 def hdfs_slice(shared_data, state_dir):
-    """The first 40,000 lines of the real HDFS sample, split chronologically."""
-    source = SiloSource.parse(f"hdfs={shared_data / 'hdfs' / 'HDFS_2pct.log'}", max_lines=40_000)
-    return prepare_silo(source, SplitSpec(train_fraction=0.5, val_fraction=0.1), b"test-key", state_dir)
+    """The real HDFS sample: train on the first 2,000 normal sessions, test on the next 2,000.
+
+    (Cutting the file by lines instead would truncate the last sessions and make them
+    look anomalous.)
+    """
+    source = SiloSource.parse(f"hdfs={shared_data / 'hdfs' / 'HDFS_2pct.log'}")
+    prepared = prepare_silo(source, SplitSpec(train_normal=2000, val_fraction=0.1), b"test-key", state_dir)
+    prepared.split = Split(prepared.split.train, prepared.split.val, prepared.split.test[:2000])
+    return prepared
 
 
 def test_hst_loss_pulls_normals_in_and_pushes_pseudo_anomalies_out() -> None:
@@ -50,13 +56,13 @@ def test_generators_replace_masked_events_with_other_events(generator, hdfs_slic
 def test_fastlogad_detects_anomalies_in_real_hdfs(hdfs_slice) -> None:
     split = hdfs_slice.split
     assert sum(w.label for w in split.test) >= 10
-    det = build_detector("fastlogad", TINY, seed=1)
+    det = build_detector("fastlogad", {}, seed=1)  # the default (CPU-sized) model
     for round_idx in (1, 2, 3):
         stats = det.train_round(split.train, round_idx, epochs=2)
     assert np.isfinite(stats["loss"]) and stats["phase_hst"] == 1.0
     metrics = det.evaluate_split(split)
-    assert metrics["auroc"] > 0.9, metrics
-    assert metrics["f1"] > 0.6, metrics
+    assert metrics["auroc"] > 0.97, metrics
+    assert metrics["f1"] > 0.8, metrics  # measured 0.92 (P 0.96, R 0.88) with seed 1
     assert det.threshold_source.startswith("validation-normal")
 
 

@@ -25,3 +25,14 @@ def test_pooled_metrics_sum_confusion_counts() -> None:
     overall = pooled_metrics([a, b])
     assert (overall["tp"], overall["fp"], overall["fn"]) == (2, 1, 1)
     assert overall["f1"] == pytest.approx(2 / 3)
+
+
+def test_robust_quantile_ignores_a_single_outlier_in_small_samples() -> None:
+    import numpy as np
+
+    from fedlog.detectors.base import robust_quantile
+
+    small = np.array([0.1] * 43 + [7.0])
+    assert robust_quantile(small, 0.99) == pytest.approx(0.1)
+    large = np.linspace(0, 1, 1001)
+    assert robust_quantile(large, 0.99) == pytest.approx(0.99)

@@ -24,6 +24,14 @@ from fedlog.windows import Split, Window
 MIN_VAL_NORMAL = 20
 
 
+def robust_quantile(scores: np.ndarray, q: float) -> float:
+    """The q-quantile, but never the sample maximum: with fewer than 1/(1-q) normal
+    windows the 0.99 quantile *is* the maximum, and one odd window would set the threshold."""
+    n = len(scores)
+    level = min(q, (n - 2) / (n - 1)) if n > 2 else q  # (n-2)/(n-1): the second largest value
+    return float(np.quantile(scores, level))
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
@@ -67,7 +75,6 @@ class Detector(ABC):
         Falls back to normal training windows (and says so) when validation has
         too few normal windows to estimate a quantile.
         """
-        q = self.params.threshold_quantile
         normal = [w for w in val if w.label == NORMAL]
         self.threshold_source = "validation-normal"
         if len(normal) < MIN_VAL_NORMAL:
@@ -75,7 +82,7 @@ class Detector(ABC):
             self.threshold_source = "train-normal"
         if not normal:
             raise ValueError("no normal windows to set a threshold on")
-        return float(np.quantile(self.score(normal), q))
+        return robust_quantile(self.score(normal), self.params.threshold_quantile)
 
     def evaluate(self, test: Sequence[Window], threshold: float) -> dict[str, float]:
         scores = self.score(test)

@@ -58,6 +58,7 @@ class FastLogADParams:
     max_len: int = 64  # tokens per chunk including [CLS]
     generator: str = "mlm"  # "mlm" (eq. 4 complement sampling) or "random" (eq. 2)
     mask_ratio: float = 0.5
+    unk_rate: float = 0.0  # share of replacements forced to [UNK] (unseen events), beyond eq. 2/4
     hst_lambda: float = 1.0
     lr: float = 1e-3
     batch_size: int = 64
@@ -175,9 +176,11 @@ class FastLogAD(Detector):
             weights = (1 - probs).clamp_min(1e-6)
         weights = weights.masked_fill(candidates.unsqueeze(0) == original.unsqueeze(1), 0.0)
         weights[weights.sum(dim=1) == 0] = 1.0  # a single-token vocabulary: anything goes
-        pick = torch.multinomial(weights, 1).squeeze(1)
+        replacement = candidates[torch.multinomial(weights, 1).squeeze(1)]
+        unknown = torch.rand(replacement.shape, device=self.device) < self.params.unk_rate
+        replacement[unknown & (original != UNK)] = UNK
         corrupted = tokens.clone()
-        corrupted[mask] = candidates[pick]
+        corrupted[mask] = replacement
         return corrupted, mlm_loss
 
     # -- training -----------------------------------------------------------------------------
