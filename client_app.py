@@ -7,7 +7,8 @@ from flwr.clientapp import ClientApp
 
 from clients.silo_client import SiloClient, client_for
 from fedlog.config import RunSettings
-from strategies.recording import SILO_RECORD
+from strategies.common import SILO_RECORD
+from strategies.quality_softmax import HISTOGRAM_RECORD, histogram_record
 
 app = ClientApp()
 
@@ -27,9 +28,7 @@ def _client(context: Context) -> tuple[SiloClient, int]:
     return client_for(settings, entry), partition
 
 
-def _reply(
-    msg: Message, client: SiloClient, partition: int, metrics: dict, arrays: ArrayRecord | None
-) -> Message:
+def _reply(msg: Message, client: SiloClient, partition: int, metrics: dict, arrays: ArrayRecord | None) -> Message:
     content = RecordDict(
         {
             "metrics": MetricRecord(
@@ -48,8 +47,11 @@ def train(msg: Message, context: Context) -> Message:
     client, partition = _client(context)
     config = msg.content["config"]
     state = msg.content["arrays"].to_torch_state_dict()
-    stats = client.train(state, int(config["server-round"]), int(config["local-epochs"]))
-    return _reply(msg, client, partition, stats, ArrayRecord(client.detector.state()))
+    mu = float(config.get("proximal-mu", 0.0))  # set by FedProx
+    stats = client.train(state, int(config["server-round"]), int(config["local-epochs"]), mu)
+    reply = _reply(msg, client, partition, stats, ArrayRecord(client.detector.state()))
+    reply.content[HISTOGRAM_RECORD] = histogram_record(client.histogram)
+    return reply
 
 
 @app.evaluate()

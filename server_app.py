@@ -22,6 +22,7 @@ def main(grid: Grid, context: Context) -> None:
     strategy = build_strategy(
         settings.strategy,
         run,
+        settings.raw,
         fraction_train=settings.fraction_train,
         min_train_nodes=settings.min_nodes,
         min_evaluate_nodes=settings.min_nodes,
@@ -32,6 +33,7 @@ def main(grid: Grid, context: Context) -> None:
         initial_arrays=ArrayRecord(detector.state()),
         num_rounds=settings.num_rounds,
         train_config=ConfigRecord({"local-epochs": settings.local_epochs}),
+        timeout=settings.round_timeout,
     )
     summary = run.finish(strategy.final_eval)
     overall_f1 = summary["overall"].get("f1", float("nan"))

@@ -34,9 +34,23 @@ class SiloClient:
         log.info("silo %s ready: %s", source.fmt, silo.describe()["split"])
         return cls(source.fmt, silo, detector)
 
-    def train(self, state: Mapping[str, torch.Tensor], round_idx: int, epochs: int) -> dict[str, float]:
+    def train(
+        self, state: Mapping[str, torch.Tensor], round_idx: int, epochs: int, proximal_mu: float = 0.0
+    ) -> dict[str, float]:
+        """Local training from the global state; reports what every strategy may weigh by:
+        the update's Frobenius norm and the validation accuracy of the trained model."""
         self.detector.load_state(state)
-        return self.detector.train_round(self.silo.split.train, round_idx, epochs)
+        self.detector.set_proximal(proximal_mu)
+        stats = self.detector.train_round(self.silo.split.train, round_idx, epochs)
+        trained = self.detector.state()
+        norm = sum(float(((trained[k].double() - state[k].double()) ** 2).sum()) for k in trained) ** 0.5
+        accuracy, labelled = self.detector.validation_accuracy(self.silo.split)
+        return stats | {"update-norm": norm, "val-accuracy": accuracy, "val-labelled": float(labelled)}
+
+    @property
+    def histogram(self) -> dict[str, int]:
+        """Counts of hashed event ids in the training split (ids and counts only)."""
+        return self.silo.train_histogram
 
     def evaluate(self, state: Mapping[str, torch.Tensor] | None = None) -> dict[str, float]:
         """Test-split metrics at the label-free threshold from validation normals."""

@@ -47,7 +47,5 @@ def train_centralized(config: Mapping[str, Any], silo: str = "") -> Path:
             f"[fedlog] round {round_idx}: {source.fmt} F1={metrics['f1']:.3f} loss={stats['loss']:.4f}",
             flush=True,
         )
-    run.finish(
-        {source.fmt: metrics}, {"silo": prepared.describe(), "threshold_source": detector.threshold_source}
-    )
+    run.finish({source.fmt: metrics}, {"silo": prepared.describe(), "threshold_source": detector.threshold_source})
     return run.path

@@ -64,6 +64,12 @@ class RunDirectory:
         torch.save(dict(state), target)
         return target
 
+    def save_json(self, relative: str, value: Any) -> Path:
+        target = self.path / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(_dump(value))
+        return target
+
     def append_round(self, record: Mapping[str, Any]) -> None:
         with (self.path / "rounds.jsonl").open("a") as out:
             out.write(_dump(record) + "\n")

@@ -99,9 +99,7 @@ def _fingerprint(source: SiloSource, split: SplitSpec, settings: ParserSettings,
     files = sorted(root.rglob("*")) if root.is_dir() else [root]
     stats = [(str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in files if f.is_file()]
     key_tag = hmac.new(key, b"fedlog-cache", hashlib.sha256).hexdigest()  # never the key itself
-    blob = json.dumps(
-        [asdict(source), asdict(split), repr(settings), stats, key_tag], sort_keys=True, default=str
-    )
+    blob = json.dumps([asdict(source), asdict(split), repr(settings), stats, key_tag], sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 

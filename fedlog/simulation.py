@@ -85,11 +85,7 @@ def run_simulation(
     # The SuperLink spawns flower-superexec & co. by name: make this interpreter's scripts win.
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     (flwr_home / "config.toml").write_text(
-        "[superlink]\n"
-        'default = "fedlog"\n\n'
-        "[superlink.fedlog]\n"
-        f'address = "127.0.0.1:{port}"\n'
-        "insecure = true\n"
+        f'[superlink]\ndefault = "fedlog"\n\n[superlink.fedlog]\naddress = "127.0.0.1:{port}"\ninsecure = true\n'
     )
     link = subprocess.Popen(
         [

@@ -53,9 +53,7 @@ class WindowSpec:
             step = float(parts[2]) if len(parts) == 3 else size
             if size > 0 and step > 0:
                 return cls(kind, size, step)
-        raise ValueError(
-            f"bad window spec {spec!r}: use 'session', 'time:SECONDS[:STEP]' or 'count:LINES[:STEP]'"
-        )
+        raise ValueError(f"bad window spec {spec!r}: use 'session', 'time:SECONDS[:STEP]' or 'count:LINES[:STEP]'")
 
     @property
     def overlapping(self) -> bool:

@@ -1,18 +1,54 @@
-"""Server strategies, chosen by name in the run config."""
+"""Server strategies, chosen by ``strategy`` in the run config.
+
+Every strategy is screened (``common.RobustMixin``) and recorded
+(``recording.RecordingMixin``); Flower's built-ins serve the baselines.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
-from flwr.serverapp.strategy import FedAvg
+from flwr.serverapp.strategy import FedAdam, FedAvg, FedProx
 
 from fedlog.rundir import RunDirectory
-from strategies.recording import with_recording
+from strategies.common import RobustMixin
+from strategies.fedgradtrace import FedGradTrace
+from strategies.quality_softmax import QualitySoftmax
+from strategies.recording import RecordingMixin
 
-STRATEGIES: dict[str, type] = {"fedavg": FedAvg}
+
+def _params(config: Mapping[str, Any], prefix: str, names: Mapping[str, str]) -> dict[str, Any]:
+    """Run-config keys ``prefix.key`` -> constructor keyword arguments."""
+    return {arg: config[f"{prefix}.{key}"] for key, arg in names.items() if f"{prefix}.{key}" in config}
 
 
-def build_strategy(name: str, run: RunDirectory, **kwargs: Any) -> Any:
+# name -> (Flower strategy class, {run-config key under the name: constructor argument})
+STRATEGIES: dict[str, tuple[type, dict[str, str]]] = {
+    "fedavg": (FedAvg, {}),
+    "fedprox": (FedProx, {"mu": "proximal_mu"}),
+    "fedadam": (
+        FedAdam,
+        {"eta": "eta", "eta-l": "eta_l", "beta-1": "beta_1", "beta-2": "beta_2", "tau": "tau"},
+    ),
+    "quality-softmax": (
+        QualitySoftmax,
+        {k: k.replace("-", "_") for k in ("alpha", "beta", "gamma", "temperature", "divergence", "smoothing")},
+    ),
+    "fedgradtrace": (FedGradTrace, {"lambda": "lam", "history": "history"}),
+}
+
+
+def build_strategy(
+    name: str, run: RunDirectory, config: Mapping[str, Any], round_offset: int = 0, **kwargs: Any
+) -> Any:
+    """An instance of the named strategy that screens replies and records every round into ``run``."""
     if name not in STRATEGIES:
         raise KeyError(f"unknown strategy {name!r}; choose one of {', '.join(STRATEGIES)}")
-    return with_recording(STRATEGIES[name], run, **kwargs)
+    base, keys = STRATEGIES[name]
+    bases = (RecordingMixin, base) if issubclass(base, RobustMixin) else (RecordingMixin, RobustMixin, base)
+    cls = type(f"Recording{base.__name__}", bases, {})
+    strategy = cls(**kwargs, **_params(config, name, keys))
+    strategy.round_offset = round_offset
+    strategy.setup_recording(run)
+    return strategy

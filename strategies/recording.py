@@ -1,9 +1,8 @@
-"""Per-round, per-silo records for any Flower strategy.
+"""Per-round, per-silo records for any strategy.
 
 Flower's strategies average the clients' metrics away; operators need each
-silo's figures, who replied, how many bytes each sent and the global
-parameters of every round. ``with_recording(FedAvg)`` returns a subclass that
-writes all of that to the run directory and prints a line per round.
+silo's figures, who replied or was rejected and why, how many bytes each sent,
+strategy-specific weights, and the global parameters of every round.
 """
 
 from __future__ import annotations
@@ -14,15 +13,7 @@ from typing import Any
 from flwr.app import ArrayRecord, Message, MetricRecord
 
 from fedlog.rundir import RunDirectory
-
-SILO_RECORD = "silo"  # ConfigRecord in replies: {"format": ..., "partition": ...}
-
-
-def silo_name(msg: Message) -> str:
-    info = msg.content.config_records.get(SILO_RECORD)
-    if info is None:
-        return f"node-{msg.metadata.src_node_id}"
-    return f"{info['partition']}:{info['format']}"
+from strategies.common import silo_name
 
 
 def reply_bytes(msg: Message) -> int:
@@ -30,11 +21,12 @@ def reply_bytes(msg: Message) -> int:
 
 
 class RecordingMixin:
-    """Goes before a Flower strategy in the bases; needs ``self.run`` (a RunDirectory)."""
+    """Goes first in the bases, before ``RobustMixin`` and the Flower strategy."""
 
     run: RunDirectory
+    round_offset: int
 
-    def _setup_recording(self, run: RunDirectory) -> None:
+    def setup_recording(self, run: RunDirectory) -> None:
         self.run = run
         self._pending: dict[str, Any] = {}
         self.final_eval: dict[str, dict[str, float]] = {}
@@ -43,47 +35,45 @@ class RecordingMixin:
         self, server_round: int, replies: Iterable[Message]
     ) -> tuple[ArrayRecord | None, MetricRecord | None]:
         replies = list(replies)
-        silos = {}
+        silos: dict[str, dict[str, Any]] = {}
         for msg in replies:
-            if msg.has_error():
-                silos[f"node-{msg.metadata.src_node_id}"] = {"error": msg.error.reason}
-                continue
-            metrics = dict(next(iter(msg.content.metric_records.values())))
-            silos[silo_name(msg)] = {"train": metrics, "bytes_sent": reply_bytes(msg)}
+            entry = silos.setdefault(silo_name(msg), {"bytes_sent": reply_bytes(msg)})
+            if not msg.has_error():
+                entry["train"] = dict(next(iter(msg.content.metric_records.values())))
         arrays, agg = super().aggregate_train(server_round, replies)  # type: ignore[misc]
+        for name, reason in self.rejected.items():
+            silos.setdefault(name, {})["rejected"] = reason
+        for name, info in self.round_info.items():
+            silos.setdefault(name, {})["aggregation"] = info
+        round_idx = server_round + self.round_offset
         if arrays is not None:
-            self.run.save_parameters(server_round, arrays.to_torch_state_dict())
-        self._pending = {"round": server_round, "silos": silos, "train": dict(agg or {})}
+            self.run.save_parameters(round_idx, arrays.to_torch_state_dict())
+        self._pending = {"round": round_idx, "silos": silos, "aggregated": arrays is not None}
+        self.after_round(round_idx)
         return arrays, agg
+
+    def after_round(self, round_idx: int) -> None:
+        """Strategies with extra state to persist (FedGradTrace) hook in here."""
+        trajectories = getattr(self, "trajectories", None)
+        if trajectories is not None:
+            self.run.save_json(f"trajectories/round-{round_idx:03d}.json", trajectories)
 
     def aggregate_evaluate(self, server_round: int, replies: Iterable[Message]) -> MetricRecord | None:
         replies = list(replies)
-        record = (
-            self._pending
-            if self._pending.get("round") == server_round
-            else {"round": server_round, "silos": {}}
-        )
+        round_idx = server_round + self.round_offset
+        record = self._pending if self._pending.get("round") == round_idx else {"round": round_idx, "silos": {}}
         evals = {}
         for msg in replies:
+            entry = record["silos"].setdefault(silo_name(msg), {})
             if msg.has_error():
-                record["silos"].setdefault(f"node-{msg.metadata.src_node_id}", {})["eval_error"] = (
-                    msg.error.reason
-                )
+                entry["eval_error"] = msg.error.reason
                 continue
-            metrics = dict(next(iter(msg.content.metric_records.values())))
-            evals[silo_name(msg)] = metrics
-            record["silos"].setdefault(silo_name(msg), {})["eval"] = metrics
+            evals[silo_name(msg)] = entry["eval"] = dict(next(iter(msg.content.metric_records.values())))
         agg = super().aggregate_evaluate(server_round, replies)  # type: ignore[misc]
         self.run.append_round(record)
         self.final_eval = evals or self.final_eval
         figures = "  ".join(f"{name} F1={m['f1']:.3f}" for name, m in sorted(evals.items()))
-        print(f"[fedlog] round {server_round}: {figures}", flush=True)
+        dropped = [n for n, e in record["silos"].items() if "rejected" in e or "eval_error" in e]
+        note = f"  (rejected/failed: {', '.join(dropped)})" if dropped else ""
+        print(f"[fedlog] round {round_idx}: {figures}{note}", flush=True)
         return agg
-
-
-def with_recording(strategy_cls: type, run: RunDirectory, **kwargs: Any) -> Any:
-    """An instance of ``strategy_cls`` that records every round into ``run``."""
-    cls = type(f"Recording{strategy_cls.__name__}", (RecordingMixin, strategy_cls), {})
-    strategy = cls(**kwargs)
-    strategy._setup_recording(run)
-    return strategy

@@ -11,9 +11,7 @@ from fedlog.windows import SplitSpec, WindowSpec, build_windows, chronological_s
 
 def _records(times, labels=None):
     labels = labels or [NORMAL] * len(times)
-    return [
-        LogRecord("f.log", i + 1, float(t), f"m{i}", lab) for i, (t, lab) in enumerate(zip(times, labels))
-    ]
+    return [LogRecord("f.log", i + 1, float(t), f"m{i}", lab) for i, (t, lab) in enumerate(zip(times, labels))]
 
 
 def test_window_spec_parsing() -> None:

@@ -21,9 +21,7 @@ MAX_LINE_BYTES = 64 * 1024
 
 _HDFS_RE = re.compile(r"^(\d{6}) (\d{6}) (\d+) ([A-Z]+) (\S+?): ?(.*)$")
 _BLOCK_RE = re.compile(r"blk_-?\d+")
-_HADOOP_RE = re.compile(
-    r"^(\d{4})-(\d{2})-(\d{2}) (\d{2}):(\d{2}):(\d{2}),(\d{3}) ([A-Z]+) \[(.*?)\] (\S+): ?(.*)$"
-)
+_HADOOP_RE = re.compile(r"^(\d{4})-(\d{2})-(\d{2}) (\d{2}):(\d{2}):(\d{2}),(\d{3}) ([A-Z]+) \[(.*?)\] (\S+): ?(.*)$")
 _APP_RE = re.compile(r"application_\d+_\d+")
 
 
@@ -107,9 +105,7 @@ def load_hdfs(path: Path, labels: Path | None = None) -> SiloLog:
                 report.skip(str(file), lineno, "not an HDFS line (date time pid level component: msg)")
                 continue
             d, t = m.group(1), m.group(2)
-            ts = calendar.timegm(
-                (2000 + int(d[:2]), int(d[2:4]), int(d[4:]), int(t[:2]), int(t[2:4]), int(t[4:]))
-            )
+            ts = calendar.timegm((2000 + int(d[:2]), int(d[2:4]), int(d[4:]), int(t[:2]), int(t[2:4]), int(t[4:])))
             content = m.group(6)
             blocks = tuple(dict.fromkeys(_BLOCK_RE.findall(content)))
             records.append(LogRecord(str(file), lineno, float(ts), content, sessions=blocks))
@@ -133,9 +129,7 @@ def _is_syslog(fields: list[str]) -> bool:
     return bool(_DATE_RE.match(fields[2]) and fields[4] in _MONTHS)
 
 
-def _labelled_loader(
-    fmt: str, n_header: int, valid: Callable[[list[str]], bool]
-) -> Callable[[Path], SiloLog]:
+def _labelled_loader(fmt: str, n_header: int, valid: Callable[[list[str]], bool]) -> Callable[[Path], SiloLog]:
     """Loghub's label-first formats: ``label epoch date ...header... content``.
 
     ``n_header`` fields precede the content passed to the parser (for
@@ -210,9 +204,7 @@ def load_hadoop(path: Path) -> SiloLog:
                 if last is not None:  # stack traces and wrapped messages
                     report.continuation += 1
                 else:
-                    report.skip(
-                        str(file), lineno, "not a Hadoop line (date time,ms LEVEL [thread] class: msg)"
-                    )
+                    report.skip(str(file), lineno, "not a Hadoop line (date time,ms LEVEL [thread] class: msg)")
                 continue
             y, mo, d, h, mi, s, ms = (int(m.group(i)) for i in range(1, 8))
             ts = calendar.timegm((y, mo, d, h, mi, s)) + ms / 1000.0

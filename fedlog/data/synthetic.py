@@ -57,13 +57,9 @@ def _hdfs_block_events(rng: random.Random, blk: str) -> list[tuple[str, str, str
             )
         )
     for i in range(2, -1, -1):
-        steps.append(
-            ("INFO", "dfs.DataNode$PacketResponder", f"PacketResponder {i} for block {blk} terminating")
-        )
+        steps.append(("INFO", "dfs.DataNode$PacketResponder", f"PacketResponder {i} for block {blk} terminating"))
     for n in nodes:
-        steps.append(
-            ("INFO", "dfs.DataNode$PacketResponder", f"Received block {blk} of size {size} from /{n}")
-        )
+        steps.append(("INFO", "dfs.DataNode$PacketResponder", f"Received block {blk} of size {size} from /{n}"))
     for n in nodes:
         steps.append(
             (
@@ -85,9 +81,7 @@ def _hdfs_block_events(rng: random.Random, blk: str) -> list[tuple[str, str, str
     return steps
 
 
-def _hdfs_anomaly(
-    rng: random.Random, blk: str, steps: list[tuple[str, str, str]]
-) -> list[tuple[str, str, str]]:
+def _hdfs_anomaly(rng: random.Random, blk: str, steps: list[tuple[str, str, str]]) -> list[tuple[str, str, str]]:
     kind = rng.choice(["missing", "extra", "order", "error", "rare"])
     steps = list(steps)
     if kind == "missing":  # a replica never reports back
@@ -197,9 +191,7 @@ BGL = _SyslogSilo(
         lambda r: (
             f"APP INFO ciod: generated {r.randint(1, 128)} core files for program /bgl/apps/run{r.randint(1, 50)}"
         ),
-        lambda r: (
-            f"KERNEL INFO CE sym {r.randint(0, 35)}, at 0x{r.getrandbits(32):08x}, mask 0x{r.getrandbits(8):02x}"
-        ),
+        lambda r: f"KERNEL INFO CE sym {r.randint(0, 35)}, at 0x{r.getrandbits(32):08x}, mask 0x{r.getrandbits(8):02x}",
     ],
     rare=[lambda r: "MMCS INFO idoproxydb hit ASSERT condition: ASSERT expression=0"],
     anomalies=[

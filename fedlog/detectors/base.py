@@ -55,6 +55,8 @@ class Detector(ABC):
         self.seed = seed
         self.device = pick_device(device)
         self.threshold_source = ""
+        self._anchor: list[torch.Tensor] = []
+        self._mu = 0.0
 
     @property
     @abstractmethod
@@ -87,6 +89,25 @@ class Detector(ABC):
     def evaluate(self, test: Sequence[Window], threshold: float) -> dict[str, float]:
         scores = self.score(test)
         return detection_metrics([w.label for w in test], scores, threshold)
+
+    def set_proximal(self, mu: float) -> None:
+        """FedProx: keep the current (global) parameters as the anchor of mu/2 ||w - w_global||^2."""
+        self._mu = mu
+        self._anchor = [p.detach().clone() for p in self.module.parameters()] if mu > 0 else []
+
+    def proximal_loss(self) -> torch.Tensor | float:
+        if not self._anchor:
+            return 0.0
+        params = self.module.parameters()
+        return self._mu / 2 * sum(((p - a) ** 2).sum() for p, a in zip(params, self._anchor))
+
+    def validation_accuracy(self, split: Split) -> tuple[float, bool]:
+        """Accuracy on the validation part at the label-free threshold, and whether it had
+        anomalies (labelled) or only normal windows (then it is the share kept below threshold)."""
+        threshold = self.threshold(split.val, split.train)
+        labels = np.array([w.label for w in split.val])
+        predicted = (self.score(split.val) > threshold).astype(int)
+        return float((predicted == labels).mean()), bool(labels.any())
 
     def evaluate_split(self, split: Split) -> dict[str, float]:
         """Test metrics at the label-free threshold set on the split's validation normals."""

@@ -202,14 +202,16 @@ class FastLogAD(Detector):
         phase = "rtd" if round_idx <= self.params.warmup_rounds else "hst"
         opt = torch.optim.AdamW(self._module.parameters(), lr=self.params.lr)
         self._module.train()
+        # A round is a function of (parameters, round, data): resuming a run replays it exactly.
         torch.manual_seed(self.seed * 1009 + round_idx)
+        self._rng.manual_seed(self.seed * 1013 + round_idx)
         losses = []
         bs = self.params.batch_size
         for _ in range(epochs):
             order = torch.randperm(len(chunks), generator=self._rng).tolist()
             for lo in range(0, len(order), bs):
                 tokens, attention = self._batch([chunks[i] for i in order[lo : lo + bs]])
-                loss = self._step_loss(phase, tokens, attention, candidates)
+                loss = self._step_loss(phase, tokens, attention, candidates) + self.proximal_loss()
                 opt.zero_grad()
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(self._module.parameters(), 1.0)

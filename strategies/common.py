@@ -1,0 +1,106 @@
+"""What every strategy shares: reply screening, deterministic order, weighted sums.
+
+``RobustMixin`` goes before any Flower strategy in the bases. It remembers the
+global arrays it sent, rejects (and records) replies that carry an error,
+NaN/Inf, or arrays whose names or shapes differ from the global model, sorts
+the rest by silo so aggregation does not depend on arrival order, and skips
+aggregation (keeping the global model) when fewer than ``min_train_nodes``
+usable replies remain.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MetricRecord
+from flwr.serverapp import Grid
+from flwr.serverapp.strategy import FedAvg
+
+SILO_RECORD = "silo"  # ConfigRecord in replies: {"format": ..., "partition": ...}
+
+
+def silo_name(msg: Message) -> str:
+    info = msg.content.config_records.get(SILO_RECORD)
+    if info is None:
+        return f"node-{msg.metadata.src_node_id}"
+    return f"{info['partition']}:{info['format']}"
+
+
+def to_numpy(record: ArrayRecord) -> dict[str, np.ndarray]:
+    return {k: v.numpy() for k, v in record.items()}
+
+
+def weighted_sum(records: Sequence[ArrayRecord], weights: Sequence[float]) -> ArrayRecord:
+    """sum_k w_k theta_k, accumulated in float64."""
+    out: dict[str, np.ndarray] = {}
+    dtypes: dict[str, np.dtype] = {}
+    for record, w in zip(records, weights):
+        for key, value in to_numpy(record).items():
+            dtypes[key] = value.dtype
+            out[key] = out.get(key, 0.0) + float(w) * value.astype(np.float64)
+    return ArrayRecord({k: Array(v.astype(dtypes[k])) for k, v in out.items()})
+
+
+def screen(msg: Message, reference: dict[str, np.ndarray] | None) -> str | None:
+    """Why a train reply cannot be aggregated, or None when it can."""
+    if msg.has_error():
+        return f"error: {msg.error.reason}"
+    arrays = list(msg.content.array_records.values())
+    if len(arrays) != 1:
+        return f"expected one ArrayRecord, got {len(arrays)}"
+    values = to_numpy(arrays[0])
+    if reference is not None:
+        if set(values) != set(reference):
+            return "array names differ from the global model"
+        bad = [k for k, v in values.items() if v.shape != reference[k].shape]
+        if bad:
+            return f"shape mismatch in {bad[0]}: {values[bad[0]].shape} vs {reference[bad[0]].shape}"
+    bad = [k for k, v in values.items() if v.dtype.kind == "f" and not np.isfinite(v).all()]
+    if bad:
+        return f"NaN/Inf in {bad[0]}"
+    return None
+
+
+class RobustMixin:
+    """Screening and bookkeeping around any Flower strategy's ``aggregate_train``."""
+
+    min_train_nodes: int
+    round_offset: int = 0  # rounds already done before a resume
+
+    def configure_train(
+        self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
+    ) -> Iterable[Message]:
+        self.global_arrays = to_numpy(arrays)
+        messages = super().configure_train(server_round, arrays, config, grid)  # type: ignore[misc]
+        for msg in messages:  # clients see the run's round number, also after a resume
+            msg.content["config"]["server-round"] = server_round + self.round_offset
+        return messages
+
+    def aggregate_train(
+        self, server_round: int, replies: Iterable[Message]
+    ) -> tuple[ArrayRecord | None, MetricRecord | None]:
+        self.round_info: dict[str, Any] = {}
+        self.rejected: dict[str, str] = {}
+        valid = []
+        for msg in replies:
+            reason = screen(msg, getattr(self, "global_arrays", None))
+            if reason is None:
+                valid.append(msg)
+            else:
+                self.rejected[silo_name(msg)] = reason
+        valid.sort(key=silo_name)
+        if len(valid) < max(1, self.min_train_nodes):
+            self.rejected["round"] = f"only {len(valid)} usable replies (< min-train-nodes): kept the global model"
+            return None, None
+        return self._aggregate(server_round, valid, [silo_name(m) for m in valid])
+
+    def _aggregate(
+        self, server_round: int, replies: list[Message], names: list[str]
+    ) -> tuple[ArrayRecord | None, MetricRecord | None]:
+        return super().aggregate_train(server_round, replies)  # type: ignore[misc]
+
+
+class RobustFedAvg(RobustMixin, FedAvg):
+    """Base for our own strategies: FedAvg's sampling and evaluation, our aggregation."""

@@ -1,0 +1,128 @@
+"""QualitySoftmax (GANFL eq. 3-5): weight clients by a quality score, softmax over it.
+
+q_k = alpha * Acc_k + beta * n_k / N - gamma * D(P_k || P_global),  w = softmax(q / T),
+theta = sum_k w_k theta_k.
+
+Acc_k is the client's validation accuracy after its local training, n_k its
+training examples, P_k its histogram over hashed event ids and P_global the
+n-weighted mixture of this round's histograms. Clients send raw counts (ids
+and counts only); the server smooths every histogram over the union of ids
+(add-``smoothing``), because KL needs a common support. The paper writes
+``+ gamma * KL`` but says clients closer to the global distribution score
+higher, hence the minus (DESIGN.md). JS is offered since KL between disjoint
+silos is unbounded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord
+
+from strategies.common import RobustFedAvg, weighted_sum
+
+HISTOGRAM_RECORD = "histogram"  # ConfigRecord in train replies: {"ids": [...], "counts": [...]}
+
+
+def smoothed_histograms(hists: Sequence[Mapping[str, int]], smoothing: float) -> np.ndarray:
+    """Rows of probabilities over the union of ids (sorted), add-``smoothing`` per id."""
+    ids = sorted({i for h in hists for i in h})
+    counts = np.array([[h.get(i, 0) for i in ids] for h in hists], dtype=float) + smoothing
+    return counts / counts.sum(axis=1, keepdims=True)
+
+
+def kl(p: np.ndarray, q: np.ndarray) -> float:
+    return float(np.sum(p * np.log(p / q)))
+
+
+def js(p: np.ndarray, q: np.ndarray) -> float:
+    m = (p + q) / 2
+    return 0.5 * kl(p, m) + 0.5 * kl(q, m)
+
+
+DIVERGENCES = {"kl": kl, "js": js}
+
+
+def quality_weights(
+    acc: Sequence[float],
+    n: Sequence[float],
+    hists: Sequence[Mapping[str, int]],
+    *,
+    alpha: float,
+    beta: float,
+    gamma: float,
+    temperature: float,
+    divergence: str = "kl",
+    smoothing: float = 1.0,
+) -> dict[str, list[float]]:
+    """Per client: the three terms, q and the softmax weight w (sums to 1)."""
+    n_arr = np.asarray(n, dtype=float)
+    probs = smoothed_histograms(hists, smoothing)
+    p_global = (n_arr[:, None] * probs).sum(axis=0) / n_arr.sum()
+    div = np.array([DIVERGENCES[divergence](p, p_global) for p in probs])
+    acc_term = alpha * np.asarray(acc, dtype=float)
+    size_term = beta * n_arr / n_arr.sum()
+    q = acc_term + size_term - gamma * div
+    z = q / temperature
+    w = np.exp(z - z.max())
+    w /= w.sum()
+    return {
+        "acc_term": acc_term.tolist(),
+        "size_term": size_term.tolist(),
+        "divergence": div.tolist(),
+        "q": q.tolist(),
+        "w": w.tolist(),
+    }
+
+
+def histogram_of(msg: Message) -> dict[str, int]:
+    record = msg.content.config_records.get(HISTOGRAM_RECORD)
+    if record is None:
+        raise ValueError("QualitySoftmax needs the client's event-id histogram in its reply")
+    return dict(zip(record["ids"], record["counts"]))
+
+
+class QualitySoftmax(RobustFedAvg):
+    def __init__(
+        self,
+        alpha: float = 1.0,
+        beta: float = 1.0,
+        gamma: float = 1.0,
+        temperature: float = 1.0,
+        divergence: str = "kl",
+        smoothing: float = 1.0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if divergence not in DIVERGENCES:
+            raise ValueError(f"divergence must be one of {', '.join(DIVERGENCES)}, not {divergence!r}")
+        self.params = {
+            "alpha": alpha,
+            "beta": beta,
+            "gamma": gamma,
+            "temperature": temperature,
+            "divergence": divergence,
+            "smoothing": smoothing,
+        }
+
+    def _aggregate(
+        self, server_round: int, replies: list[Message], names: list[str]
+    ) -> tuple[ArrayRecord | None, MetricRecord | None]:
+        metrics = [next(iter(m.content.metric_records.values())) for m in replies]
+        result = quality_weights(
+            [float(m["val-accuracy"]) for m in metrics],
+            [float(m["num-examples"]) for m in metrics],
+            [histogram_of(m) for m in replies],
+            **self.params,
+        )
+        self.round_info = {name: {key: values[i] for key, values in result.items()} for i, name in enumerate(names)}
+        arrays = weighted_sum([next(iter(m.content.array_records.values())) for m in replies], result["w"])
+        return arrays, self.train_metrics_aggr_fn([m.content for m in replies], self.weighted_by_key)
+
+
+def histogram_record(hist: Mapping[str, int]) -> ConfigRecord:
+    """What a client sends: hashed ids and their counts, nothing else."""
+    ids = sorted(hist)
+    return ConfigRecord({"ids": ids, "counts": [int(hist[i]) for i in ids]})
