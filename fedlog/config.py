@@ -65,6 +65,7 @@ class RunSettings:
     fraction_train: float = 1.0
     min_nodes: int = 2
     round_timeout: float = 3600.0
+    resume_from: str = ""
     split: SplitSpec = field(default_factory=SplitSpec)
 
     @classmethod
@@ -85,6 +86,7 @@ class RunSettings:
             fraction_train=float(c.get("fraction-train", 1.0)),
             min_nodes=int(c.get("min-nodes", 2)),
             round_timeout=float(c.get("round-timeout", 3600.0)),
+            resume_from=str(c.get("resume-from", "")),
             split=SplitSpec(
                 train_fraction=float(c.get("split.train-fraction", 0.5)),
                 val_fraction=float(c.get("split.val-fraction", 0.1)),

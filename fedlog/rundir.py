@@ -64,6 +64,20 @@ class RunDirectory:
         torch.save(dict(state), target)
         return target
 
+    @staticmethod
+    def load_round(spec: str) -> tuple[int, dict[str, torch.Tensor], dict | None]:
+        """``RUN_DIR:ROUND`` -> (round, global parameters after it, FedGradTrace trajectories or None)."""
+        path, sep, round_text = spec.rpartition(":")
+        if not sep or not round_text.isdigit():
+            raise ValueError(f"resume-from must be RUN_DIR:ROUND, got {spec!r}")
+        root, round_idx = Path(path).expanduser(), int(round_text)
+        params = root / "params" / f"round-{round_idx:03d}.pt"
+        if not params.exists():
+            raise ValueError(f"{params}: no parameters persisted for round {round_idx}")
+        trajectories = root / "trajectories" / f"round-{round_idx:03d}.json"
+        traj = json.loads(trajectories.read_text()) if trajectories.exists() else None
+        return round_idx, torch.load(params), traj
+
     def save_json(self, relative: str, value: Any) -> Path:
         target = self.path / relative
         target.parent.mkdir(parents=True, exist_ok=True)
