@@ -80,6 +80,36 @@ def cmd_bench_parse(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench_aggregate(args: argparse.Namespace) -> int:
+    from strategies.benchmark import time_aggregation  # the CLI is the one place that reaches across
+
+    rows = time_aggregation([int(c) for c in args.clients.split(",")], repeats=args.repeats)
+    print(f"aggregation time per round, {rows[0]['parameters'] / 1e6:.1f}M parameters (median of {args.repeats})")
+    print("| clients | FedAvg (s) | QualitySoftmax (s) | ratio | FedGradTrace (s) | ratio |")
+    print("|---|---|---|---|---|---|")
+    for r in rows:
+        qs, fg = r["quality-softmax"] / r["fedavg"], r["fedgradtrace"] / r["fedavg"]
+        print(
+            f"| {r['clients']} | {r['fedavg']:.3f} | {r['quality-softmax']:.3f} | {qs:.2f}x "
+            f"| {r['fedgradtrace']:.3f} | {fg:.2f}x |"
+        )
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from fedlog.compare import run_comparison
+
+    base = default_run_config()
+    if args.set:
+        base |= _parse_overrides(args.set)
+    out, _, passed = run_comparison(APP_DIR, base, Path(args.spec), Path(args.out).resolve())
+    print((out / "comparison.md").read_text())
+    print(f"comparison directory: {out}")
+    if not passed:
+        print("fedlog compare: a strategy failed or fell below the F1 floor", file=sys.stderr)
+    return 0 if passed else 1
+
+
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", action="append", help="configs/*.toml overlay (repeatable)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override one run-config key")
@@ -100,6 +130,12 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--silo", default="", help="FORMAT=PATH (default: the first silo of data.silos)")
     train.set_defaults(func=cmd_train)
 
+    compare = sub.add_parser("compare", help="run several strategies on the same silos and seeds")
+    compare.add_argument("spec", help="comparison TOML ([compare] strategies/seeds/f1-floor, [run] overrides)")
+    compare.add_argument("--out", default="runs", help="where the comparison directory goes")
+    compare.add_argument("--set", action="append", metavar="KEY=VALUE", help="override one run-config key")
+    compare.set_defaults(func=cmd_compare)
+
     bench = sub.add_parser("bench", help="benchmarks that print figures")
     bench_sub = bench.add_subparsers(dest="bench", required=True)
     parse = bench_sub.add_parser("parse", help="load + Drain3 mine/match throughput (lines/s)")
@@ -107,6 +143,10 @@ def build_parser() -> argparse.ArgumentParser:
     parse.add_argument("--no-raw", action="store_true", help="skip the plain-Drain3 comparison")
     parse.add_argument("path", nargs="?", default="../shared/data/hdfs/HDFS_2pct.log")
     parse.set_defaults(func=cmd_bench_parse)
+    agg = bench_sub.add_parser("aggregate", help="FedAvg vs QualitySoftmax vs FedGradTrace on a 66M model")
+    agg.add_argument("--clients", default="4,2,8,16")
+    agg.add_argument("--repeats", type=int, default=3)
+    agg.set_defaults(func=cmd_bench_aggregate)
     return parser
 
 

@@ -14,9 +14,10 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
-from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MetricRecord
+from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import FedAvg
+from scipy.linalg.blas import get_blas_funcs
 
 SILO_RECORD = "silo"  # ConfigRecord in replies: {"format": ..., "partition": ...}
 
@@ -32,25 +33,30 @@ def to_numpy(record: ArrayRecord) -> dict[str, np.ndarray]:
     return {k: v.numpy() for k, v in record.items()}
 
 
-def weighted_sum(records: Sequence[ArrayRecord], weights: Sequence[float]) -> ArrayRecord:
-    """sum_k w_k theta_k, accumulated in float64."""
-    out: dict[str, np.ndarray] = {}
-    dtypes: dict[str, np.dtype] = {}
-    for record, w in zip(records, weights):
-        for key, value in to_numpy(record).items():
-            dtypes[key] = value.dtype
-            out[key] = out.get(key, 0.0) + float(w) * value.astype(np.float64)
-    return ArrayRecord({k: Array(v.astype(dtypes[k])) for k, v in out.items()})
+def weighted_sum_arrays(arrays: Sequence[dict[str, np.ndarray]], weights: Sequence[float]) -> dict[str, np.ndarray]:
+    """sum_k w_k theta_k with in-place BLAS axpy: no temporary per client and tensor."""
+    out = {}
+    for key, first in arrays[0].items():
+        acc = np.zeros(first.size, dtype=np.result_type(first.dtype, np.float32))
+        axpy = get_blas_funcs("axpy", (acc,))
+        for values, w in zip(arrays, weights):
+            acc = axpy(np.ascontiguousarray(values[key], dtype=acc.dtype).ravel(), acc, a=float(w))
+        out[key] = acc.reshape(first.shape).astype(first.dtype, copy=False)
+    return out
 
 
-def screen(msg: Message, reference: dict[str, np.ndarray] | None) -> str | None:
-    """Why a train reply cannot be aggregated, or None when it can."""
+def decode(msg: Message) -> dict[str, np.ndarray] | str:
+    """The reply's arrays, or why there are none to use."""
     if msg.has_error():
         return f"error: {msg.error.reason}"
     arrays = list(msg.content.array_records.values())
     if len(arrays) != 1:
         return f"expected one ArrayRecord, got {len(arrays)}"
-    values = to_numpy(arrays[0])
+    return to_numpy(arrays[0])
+
+
+def screen(values: dict[str, np.ndarray], reference: dict[str, np.ndarray] | None) -> str | None:
+    """Why decoded arrays cannot be aggregated, or None when they can."""
     if reference is not None:
         if set(values) != set(reference):
             return "array names differ from the global model"
@@ -83,11 +89,14 @@ class RobustMixin:
     ) -> tuple[ArrayRecord | None, MetricRecord | None]:
         self.round_info: dict[str, Any] = {}
         self.rejected: dict[str, str] = {}
+        self.decoded: dict[str, dict[str, np.ndarray]] = {}  # each reply deserialized once
         valid = []
         for msg in replies:
-            reason = screen(msg, getattr(self, "global_arrays", None))
+            values = decode(msg)
+            reason = values if isinstance(values, str) else screen(values, getattr(self, "global_arrays", None))
             if reason is None:
                 valid.append(msg)
+                self.decoded[silo_name(msg)] = values
             else:
                 self.rejected[silo_name(msg)] = reason
         valid.sort(key=silo_name)

@@ -19,9 +19,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
-from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord
+from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MetricRecord
 
-from strategies.common import RobustFedAvg, weighted_sum
+from strategies.common import RobustFedAvg, weighted_sum_arrays
 
 HISTOGRAM_RECORD = "histogram"  # ConfigRecord in train replies: {"ids": [...], "counts": [...]}
 
@@ -118,7 +118,8 @@ class QualitySoftmax(RobustFedAvg):
             **self.params,
         )
         self.round_info = {name: {key: values[i] for key, values in result.items()} for i, name in enumerate(names)}
-        arrays = weighted_sum([next(iter(m.content.array_records.values())) for m in replies], result["w"])
+        summed = weighted_sum_arrays([self.decoded[name] for name in names], result["w"])
+        arrays = ArrayRecord({k: Array(v) for k, v in summed.items()})
         return arrays, self.train_metrics_aggr_fn([m.content for m in replies], self.weighted_by_key)
 
 

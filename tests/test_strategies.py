@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from strategies.common import weighted_sum
+from strategies.common import weighted_sum_arrays
 from strategies.fedgradtrace import shares, trace_weights
 from strategies.quality_softmax import js, kl, quality_weights, smoothed_histograms
 
@@ -61,12 +61,10 @@ def test_shares_decompose_the_global_update() -> None:
     assert s.sum() == pytest.approx(1.0, abs=1e-6)
 
 
-def test_weighted_sum_of_array_records() -> None:
-    from flwr.app import Array, ArrayRecord
-
-    a = ArrayRecord({"x": Array(np.ones((2, 2), dtype=np.float32))})
-    b = ArrayRecord({"x": Array(np.full((2, 2), 3.0, dtype=np.float32))})
-    out = weighted_sum([a, b], [0.25, 0.75])["x"].numpy()
+def test_weighted_sum_of_arrays() -> None:
+    a = {"x": np.ones((2, 2), dtype=np.float32)}
+    b = {"x": np.full((2, 2), 3.0, dtype=np.float32)}
+    out = weighted_sum_arrays([a, b], [0.25, 0.75])["x"]
     assert out.dtype == np.float32 and out == pytest.approx(np.full((2, 2), 2.5))
 
 
