@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from fedlog.config import default_run_config, load_overlay
+from fedlog.config import absolutize, default_run_config, load_overlay
 
 APP_DIR = Path(__file__).resolve().parent.parent
 
@@ -39,11 +39,7 @@ def resolved_config(args: argparse.Namespace) -> dict[str, Any]:
     unknown = sorted(set(overrides) - set(config))
     if unknown:
         raise SystemExit(f"unknown run-config key(s): {', '.join(unknown)}")
-    config |= overrides
-    config["output-dir"] = str(Path(config["output-dir"]).expanduser().resolve())
-    if config.get("data.dir"):
-        config["data.dir"] = str(Path(config["data.dir"]).expanduser().resolve())
-    return config
+    return absolutize(config | overrides)
 
 
 def cmd_run(args: argparse.Namespace) -> int:

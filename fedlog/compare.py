@@ -22,7 +22,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-from fedlog.config import RunSettings, flatten  # noqa: E402
+from fedlog.config import RunSettings, absolutize, flatten  # noqa: E402
 from fedlog.metrics import pooled_metrics  # noqa: E402
 from fedlog.simulation import SimulationError, run_simulation  # noqa: E402
 
@@ -163,7 +163,7 @@ def run_comparison(
         raise ValueError(f"{spec_path}: unknown run-config key(s) {', '.join(unknown)}")
     out = out_dir / time.strftime("compare-%Y%m%d-%H%M%S")
     out.mkdir(parents=True)
-    config = dict(base_config) | overrides | {"output-dir": str(out / "runs")}
+    config = absolutize(dict(base_config) | overrides | {"output-dir": str(out / "runs")})
     n_nodes = len(RunSettings.from_flat(config).silo_entries)
     config["min-nodes"] = min(int(config["min-nodes"]), n_nodes)
     runs: dict[str, list[dict[str, Any]]] = {}

@@ -47,6 +47,14 @@ def default_run_config() -> dict[str, Any]:
         return flatten(tomllib.load(handle)["tool"]["flwr"]["app"]["config"])
 
 
+def absolutize(config: dict[str, Any]) -> dict[str, Any]:
+    """Paths relative to where the user stands: the Flower apps run from a copy elsewhere."""
+    for key in ("output-dir", "data.dir"):
+        if config.get(key):
+            config[key] = str(Path(config[key]).expanduser().resolve())
+    return config
+
+
 @dataclass
 class RunSettings:
     """Typed view of the run config; ``raw`` keeps every key for params.json."""
