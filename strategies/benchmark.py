@@ -65,8 +65,8 @@ def time_aggregation(clients: Sequence[int], repeats: int = 3, seed: int = 0) ->
             row = {"clients": n_clients, "parameters": n_params}
             for name in ("fedavg", "quality-softmax", "fedgradtrace"):
                 run = RunDirectory.create(tmp, name, {})
-                # history 1: keeping the last update per client is part of FedGradTrace's cost
-                strategy = build_strategy(name, run, {"fedgradtrace.history": 1}, min_train_nodes=1)
+                # history 0: the weighting alone; keeping L updates per client costs L copies of the model each
+                strategy = build_strategy(name, run, {"fedgradtrace.history": 0}, min_train_nodes=1)
                 times = []
                 for _ in range(repeats):
                     strategy.global_arrays = global_arrays

@@ -55,19 +55,28 @@ class FedGradTrace(RobustFedAvg):
         """Tensor by tensor in float32 (BLAS dots), so a 67M-parameter model costs about
         what FedAvg costs instead of float64 copies of every update."""
         base = self.global_arrays
-        kept, clients, deltas, n, norms = [], [], [], [], []
+        buffer = {k: np.empty_like(v) for k, v in base.items()}  # Delta_k, one tensor set reused
+
+        def delta_of(client: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+            for k, v in base.items():
+                np.subtract(client[k], v, out=buffer[k])
+            return buffer
+
+        kept, clients, n, norms = [], [], [], []
         for msg, name in zip(replies, names):
             metrics = next(iter(msg.content.metric_records.values()))
             client = self.decoded[name]
-            delta = {k: client[k] - v for k, v in base.items()}
-            norm = float(np.sqrt(sum(_dot(d, d) for d in delta.values())))
+            norm = float(np.sqrt(sum(_dot(d, d) for d in delta_of(client).values())))
             reported = float(metrics.get(NORM_KEY, -1.0))
             if abs(reported - norm) > self.norm_tolerance * max(1.0, norm):
                 self.rejected[name] = f"reported update norm {reported:.6g} != recomputed {norm:.6g}"
                 continue
+            if self.history:
+                self.recent.setdefault(name, deque(maxlen=self.history)).append(
+                    {k: d.copy() for k, d in buffer.items()}
+                )
             kept.append((msg, name))
             clients.append(client)
-            deltas.append(delta)
             n.append(float(metrics["num-examples"]))
             norms.append(norm)
         if len(kept) < max(1, self.min_train_nodes):
@@ -79,7 +88,7 @@ class FedGradTrace(RobustFedAvg):
         update = {k: new[k] - v for k, v in base.items()}
         update_sq = sum(_dot(u, u) for u in update.values())
         if update_sq > 0:
-            dots = [sum(_dot(d[k], update[k]) for k in base) for d in deltas]
+            dots = [sum(_dot(d, update[k]) for k, d in delta_of(c).items()) for c in clients]
             share = np.asarray(weights) * np.array(dots) / update_sq
         else:
             share = np.full(len(kept), 1.0 / len(kept))
@@ -87,7 +96,6 @@ class FedGradTrace(RobustFedAvg):
         for i, (_, name) in enumerate(kept):
             point = {"round": round_idx, "n": n[i], "F": norms[i], "w": float(weights[i]), "share": float(share[i])}
             self.trajectories.setdefault(name, []).append(point)
-            self.recent.setdefault(name, deque(maxlen=self.history)).append(deltas[i])
             self.round_info[name] = point
         arrays = ArrayRecord({k: Array(v) for k, v in new.items()})
         metrics = self.train_metrics_aggr_fn([m.content for m, _ in kept], self.weighted_by_key)
