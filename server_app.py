@@ -28,6 +28,7 @@ def main(grid: Grid, context: Context) -> None:
         run,
         settings.raw,
         round_offset=done,
+        node_timeout=settings.node_timeout,
         fraction_train=settings.fraction_train,
         min_train_nodes=settings.min_nodes,
         min_evaluate_nodes=settings.min_nodes,

@@ -74,6 +74,7 @@ class RunSettings:
     min_nodes: int = 2
     round_timeout: float = 3600.0
     resume_from: str = ""
+    node_timeout: float = 600.0
     split: SplitSpec = field(default_factory=SplitSpec)
 
     @classmethod
@@ -95,6 +96,7 @@ class RunSettings:
             min_nodes=int(c.get("min-nodes", 2)),
             round_timeout=float(c.get("round-timeout", 3600.0)),
             resume_from=str(c.get("resume-from", "")),
+            node_timeout=float(c.get("node-timeout", 600.0)),
             split=SplitSpec(
                 train_fraction=float(c.get("split.train-fraction", 0.5)),
                 val_fraction=float(c.get("split.val-fraction", 0.1)),

@@ -40,7 +40,12 @@ STRATEGIES: dict[str, tuple[type, dict[str, str]]] = {
 
 
 def build_strategy(
-    name: str, run: RunDirectory, config: Mapping[str, Any], round_offset: int = 0, **kwargs: Any
+    name: str,
+    run: RunDirectory,
+    config: Mapping[str, Any],
+    round_offset: int = 0,
+    node_timeout: float = 600.0,
+    **kwargs: Any,
 ) -> Any:
     """An instance of the named strategy that screens replies and records every round into ``run``."""
     if name not in STRATEGIES:
@@ -50,5 +55,6 @@ def build_strategy(
     cls = type(f"Recording{base.__name__}", bases, {})
     strategy = cls(**kwargs, **_params(config, name, keys))
     strategy.round_offset = round_offset
+    strategy.node_timeout = node_timeout
     strategy.setup_recording(run)
     return strategy

@@ -10,6 +10,7 @@ usable replies remain.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -69,15 +70,31 @@ def screen(values: dict[str, np.ndarray], reference: dict[str, np.ndarray] | Non
     return None
 
 
+class NodesMissing(RuntimeError):
+    """Fewer nodes than the strategy needs connected within the node timeout."""
+
+
+def wait_for_nodes(grid: Grid, needed: int, timeout: float) -> None:
+    """Flower's sampling waits forever for missing nodes; we wait ``timeout`` seconds, then fail loudly."""
+    deadline = time.monotonic() + timeout
+    while (connected := len(list(grid.get_node_ids()))) < needed:
+        if time.monotonic() > deadline:
+            raise NodesMissing(f"only {connected} of {needed} nodes connected after {timeout:g} s (node-timeout)")
+        time.sleep(1.0)
+
+
 class RobustMixin:
     """Screening and bookkeeping around any Flower strategy's ``aggregate_train``."""
 
     min_train_nodes: int
+    min_available_nodes: int
     round_offset: int = 0  # rounds already done before a resume
+    node_timeout: float = 600.0
 
     def configure_train(
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
     ) -> Iterable[Message]:
+        wait_for_nodes(grid, max(self.min_available_nodes, self.min_train_nodes), self.node_timeout)
         self.global_arrays = to_numpy(arrays)
         messages = super().configure_train(server_round, arrays, config, grid)  # type: ignore[misc]
         for msg in messages:  # clients see the run's round number, also after a resume

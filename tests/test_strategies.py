@@ -154,3 +154,15 @@ def test_quality_softmax_records_its_terms(tmp_path, task_identity) -> None:
     assert set(info) == {"0:s0", "1:s1"} and info["0:s0"]["w"] == pytest.approx(0.5)
     assert {"q", "w", "acc_term", "size_term", "divergence"} <= set(info["0:s0"])
     assert arrays["b"].numpy() == pytest.approx([2.0, 2.0])
+
+
+def test_missing_nodes_fail_loudly_instead_of_waiting_forever() -> None:
+    from strategies.common import NodesMissing, wait_for_nodes
+
+    class OneNodeGrid:
+        def get_node_ids(self):
+            return [7]
+
+    wait_for_nodes(OneNodeGrid(), needed=1, timeout=0.1)
+    with pytest.raises(NodesMissing, match="only 1 of 3 nodes connected"):
+        wait_for_nodes(OneNodeGrid(), needed=3, timeout=0.1)
