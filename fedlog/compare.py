@@ -1,7 +1,7 @@
 """``fedlog compare``: the same silos and seeds under several strategies, one table and plots.
 
 A comparison config is a TOML file with a ``[compare]`` table (strategies,
-seeds, an F1 floor) and a ``[run]`` table of run-config overrides shared by
+seeds, an F1 floor, per-strategy floors in ``f1-floors``) and a ``[run]`` table of run-config overrides shared by
 every run. Each strategy x seed is a real ``flwr run`` simulation; the result
 directory holds ``comparison.md``, ``comparison.json`` and two plots.
 """
@@ -184,11 +184,12 @@ def run_comparison(
                 runs.setdefault(strategy, []).append({"error": str(err).splitlines()[0]})
     table = summarize(runs)
     floor = float(compare.get("f1-floor", 0.0))
+    floors = {name: float(compare.get("f1-floors", {}).get(name, floor)) for name in table}
     (out / "comparison.md").write_text(
         f"# Strategy comparison ({spec_path.name})\n\nSame silos and seeds for every strategy; "
-        f"thresholds from validation normals only. F1 floor: {floor}.\n\n" + markdown(table)
+        f"thresholds from validation normals only. F1 floors: {floors}.\n\n" + markdown(table)
     )
     (out / "comparison.json").write_text(json.dumps({"table": table, "runs": runs}, indent=1, default=str))
     plot(runs, out)
-    passed = all("error" not in row and row["overall"]["f1"] >= floor for row in table.values())
+    passed = all("error" not in row and row["overall"]["f1"] >= floors[name] for name, row in table.items())
     return out, table, passed
