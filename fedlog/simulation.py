@@ -99,7 +99,7 @@ def run_simulation(
             "--port",
             str(port),
             "--database",
-            ":flwr-in-memory-state:",
+            str(flwr_home / "state.db"),  # private, removed with FLWR_HOME afterwards
             "--disable-runtime-dependency-installation",
         ],
         env=env,
