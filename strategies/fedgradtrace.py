@@ -32,14 +32,6 @@ def trace_weights(n: Sequence[float], norms: Sequence[float], lam: float) -> np.
     return raw / raw.sum()
 
 
-def shares(weights: np.ndarray, deltas: np.ndarray) -> np.ndarray:
-    """Each client's part of the global update; sums to 1 whenever the update is non-zero."""
-    contributions = weights[:, None] * deltas
-    total = contributions.sum(axis=0)
-    denom = float(total @ total)
-    return contributions @ total / denom if denom > 0 else np.full(len(weights), 1.0 / len(weights))
-
-
 class FedGradTrace(RobustFedAvg):
     def __init__(self, lam: float = 1.0, history: int = 3, norm_tolerance: float = 1e-3, **kwargs: Any) -> None:
         super().__init__(**kwargs)

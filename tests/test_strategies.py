@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from strategies.common import weighted_sum_arrays
-from strategies.fedgradtrace import shares, trace_weights
+from strategies.fedgradtrace import trace_weights
 from strategies.quality_softmax import js, kl, quality_weights, smoothed_histograms
 
 HISTS = [{"aa": 10, "bb": 5}, {"aa": 2, "cc": 30}, {"bb": 7, "cc": 1, "dd": 3}]
@@ -51,14 +51,6 @@ def test_a_ten_times_larger_update_gets_less_weight_than_under_fedavg() -> None:
     n = [100.0, 100.0, 100.0, 100.0]
     w = trace_weights(n, [1.0, 1.1, 0.9, 10.0], lam=1.0)
     assert w[3] < 0.25 and sum(w) == pytest.approx(1.0)
-
-
-def test_shares_decompose_the_global_update() -> None:
-    rng = np.random.default_rng(0)
-    deltas = rng.normal(size=(4, 1000))
-    w = trace_weights([10, 20, 30, 40], np.linalg.norm(deltas, axis=1), lam=1.0)
-    s = shares(w, deltas)
-    assert s.sum() == pytest.approx(1.0, abs=1e-6)
 
 
 def test_weighted_sum_of_arrays() -> None:
@@ -166,3 +158,15 @@ def test_missing_nodes_fail_loudly_instead_of_waiting_forever() -> None:
     wait_for_nodes(OneNodeGrid(), needed=1, timeout=0.1)
     with pytest.raises(NodesMissing, match="only 1 of 3 nodes connected"):
         wait_for_nodes(OneNodeGrid(), needed=3, timeout=0.1)
+
+
+def test_fedgradtrace_shares_decompose_the_global_update(tmp_path, task_identity) -> None:
+    rng = np.random.default_rng(0)
+    updates = [{k: rng.normal(size=v.shape).astype(np.float32) * s for k, v in GLOBAL.items()} for s in (1, 2, 5)]
+    strategy, _ = _strategy("fedgradtrace", tmp_path)
+    arrays, _ = strategy.aggregate_train(1, [_reply(i, u, 10 * (i + 1)) for i, u in enumerate(updates)])
+    points = strategy.round_info
+    assert sum(p["share"] for p in points.values()) == pytest.approx(1.0, abs=1e-6)
+    assert sum(p["w"] for p in points.values()) == pytest.approx(1.0, abs=1e-12)
+    expected = sum(p["w"] * updates[i]["w"] for i, p in enumerate(points.values()))
+    np.testing.assert_allclose(arrays["w"].numpy(), expected, rtol=1e-5)
