@@ -86,6 +86,23 @@ class Detector(ABC):
             raise ValueError("no normal windows to set a threshold on")
         return robust_quantile(self.score(normal), self.params.threshold_quantile)
 
+    def line_scores(self, windows: Sequence[Window]) -> list[np.ndarray]:
+        """How much each event (hence each raw line) of a window pushes its score up, so an alert
+        can point at lines. Default: occlusion, the window's score minus its score without that
+        event; detectors that score lines natively (LogGAN) override it."""
+        variants = []
+        for w in windows:
+            for j in range(len(w.events)):
+                variants.append(dataclasses.replace(w, events=w.events[:j] + w.events[j + 1 :]))
+        left_out = self.score(variants) if variants else np.zeros(0)
+        full = self.score(windows)
+        out, pos = [], 0
+        for i, w in enumerate(windows):
+            n = len(w.events)
+            out.append(full[i] - left_out[pos : pos + n])
+            pos += n
+        return out
+
     def evaluate(self, test: Sequence[Window], threshold: float) -> dict[str, float]:
         scores = self.score(test)
         return detection_metrics([w.label for w in test], scores, threshold)
