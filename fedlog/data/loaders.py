@@ -11,7 +11,7 @@ from __future__ import annotations
 import calendar
 import csv
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 from fedlog.data.records import ANOMALY, NORMAL, LoadReport, LogRecord, SiloLog
@@ -29,28 +29,24 @@ class SiloError(ValueError):
     """Input that cannot be loaded at all (missing, empty, wrong format)."""
 
 
-def _lines(path: Path, report: LoadReport) -> Iterator[tuple[int, str]]:
-    """Yield (line number, decoded text) of non-blank, decodable, sane-length lines."""
-    name = str(path)
-    report.files.append(name)
-    with path.open("rb") as handle:
-        for lineno, raw in enumerate(handle, start=1):
-            report.lines_read += 1
-            if len(raw) > MAX_LINE_BYTES:
-                report.skip(name, lineno, f"line longer than {MAX_LINE_BYTES} bytes")
-                continue
-            try:
-                text = raw.decode("utf-8").rstrip("\r\n")
-            except UnicodeDecodeError as err:
-                report.skip(name, lineno, f"not UTF-8 ({err.reason})", undecodable=True)
-                continue
-            if "\x00" in text:
-                report.skip(name, lineno, "contains NUL bytes", undecodable=True)
-                continue
-            if not text.strip():
-                report.blank += 1
-                continue
-            yield lineno, text
+def decode_line(raw: bytes, source: str, lineno: int, report: LoadReport) -> str | None:
+    """The text of a raw line, or None when it is counted as blank, too long or undecodable."""
+    report.lines_read += 1
+    if len(raw) > MAX_LINE_BYTES:
+        report.skip(source, lineno, f"line longer than {MAX_LINE_BYTES} bytes")
+        return None
+    try:
+        text = raw.decode("utf-8").rstrip("\r\n")
+    except UnicodeDecodeError as err:
+        report.skip(source, lineno, f"not UTF-8 ({err.reason})", undecodable=True)
+        return None
+    if "\x00" in text:
+        report.skip(source, lineno, "contains NUL bytes", undecodable=True)
+        return None
+    if not text.strip():
+        report.blank += 1
+        return None
+    return text
 
 
 def _require_files(paths: list[Path], what: str) -> list[Path]:
@@ -76,7 +72,122 @@ def _finish(fmt: str, records: list[LogRecord], report: LoadReport, **kw) -> Sil
     return SiloLog(fmt=fmt, records=records, report=report, **kw)
 
 
-# -- HDFS ---------------------------------------------------------------------------------
+# -- one line -> one record, per format ------------------------------------------------------
+# Each returns None for a line that is not in its format; the reader counts it.
+
+
+def _hdfs_record(source: str, lineno: int, text: str) -> LogRecord | None:
+    m = _HDFS_RE.match(text)
+    if m is None:
+        return None
+    d, t = m.group(1), m.group(2)
+    ts = calendar.timegm((2000 + int(d[:2]), int(d[2:4]), int(d[4:]), int(t[:2]), int(t[2:4]), int(t[4:])))
+    content = m.group(6)
+    return LogRecord(source, lineno, float(ts), content, sessions=tuple(dict.fromkeys(_BLOCK_RE.findall(content))))
+
+
+_DATE_RE = re.compile(r"^\d{4}\.\d{2}\.\d{2}$")
+_BGL_TIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2}-\d{2}\.\d{2}\.\d{2}")
+_MONTHS = frozenset(["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"])
+
+
+def _is_bgl(fields: list[str]) -> bool:
+    return bool(_DATE_RE.match(fields[2]) and _BGL_TIME_RE.match(fields[4]))
+
+
+def _is_syslog(fields: list[str]) -> bool:
+    return bool(_DATE_RE.match(fields[2]) and fields[4] in _MONTHS)
+
+
+def _labelled(n_header: int, valid: Callable[[list[str]], bool]) -> Callable[[str, int, str], LogRecord | None]:
+    """Loghub's label-first formats: ``label epoch date ...header... content``.
+
+    ``n_header`` fields precede the content passed to the parser (for
+    Thunderbird/Spirit that content keeps the ``component[pid]:`` part).
+    """
+
+    def record(source: str, lineno: int, text: str) -> LogRecord | None:
+        fields = text.split(maxsplit=n_header)
+        if len(fields) < n_header or not fields[1].isdigit() or not valid(fields):
+            return None
+        content = fields[n_header] if len(fields) > n_header else ""
+        return LogRecord(source, lineno, float(fields[1]), content, NORMAL if fields[0] == "-" else ANOMALY)
+
+    return record
+
+
+def _hadoop_record(source: str, lineno: int, text: str) -> LogRecord | None:
+    """One container log (its file name) is a session."""
+    m = _HADOOP_RE.match(text)
+    if m is None:
+        return None
+    y, mo, d, h, mi, s, ms = (int(m.group(i)) for i in range(1, 8))
+    ts = calendar.timegm((y, mo, d, h, mi, s)) + ms / 1000.0
+    return LogRecord(source, lineno, ts, m.group(11), sessions=(Path(source).stem,))
+
+
+# BGL: label epoch date node time noderepeat type component level content
+# Thunderbird/Spirit: label epoch date user month day time location component[pid]: content
+RECORD_PARSERS: dict[str, Callable[[str, int, str], LogRecord | None]] = {
+    "hdfs": _hdfs_record,
+    "bgl": _labelled(9, _is_bgl),
+    "thunderbird": _labelled(8, _is_syslog),
+    "spirit": _labelled(8, _is_syslog),
+    "hadoop": _hadoop_record,
+}
+EXPECTED = {
+    "hdfs": "not an HDFS line (date time pid level component: msg)",
+    "bgl": "not a bgl line (label epoch date ... message)",
+    "thunderbird": "not a thunderbird line (label epoch date ... message)",
+    "spirit": "not a spirit line (label epoch date ... message)",
+    "hadoop": "not a Hadoop line (date time,ms LEVEL [thread] class: msg)",
+}
+
+
+class LineReader:
+    """Raw lines of one format -> records, each line counted once in ``report``.
+
+    The batch loaders and ``fedlog detect --follow`` share it, so a line means
+    the same thing in training and in production. Hadoop lines that do not
+    start a record (stack traces, wrapped messages) continue the previous one.
+    """
+
+    def __init__(self, fmt: str, report: LoadReport | None = None) -> None:
+        if fmt not in RECORD_PARSERS:
+            raise SiloError(f"unknown log format {fmt!r}; choose one of {', '.join(FORMATS)}")
+        self.fmt = fmt
+        self.report = report or LoadReport()
+        self._parse = RECORD_PARSERS[fmt]
+        self._started: set[str] = set()  # sources that already had a record (for continuations)
+
+    def feed(self, source: str, lineno: int, raw: bytes) -> LogRecord | None:
+        text = decode_line(raw, source, lineno, self.report)
+        if text is None:
+            return None
+        record = self._parse(source, lineno, text)
+        if record is not None:
+            self.report.records += 1
+            self._started.add(source)
+        elif self.fmt == "hadoop" and source in self._started:
+            self.report.continuation += 1
+        else:
+            self.report.skip(source, lineno, EXPECTED[self.fmt])
+        return record
+
+    def read_files(self, files: list[Path]) -> list[LogRecord]:
+        records = []
+        for file in files:
+            name = str(file)
+            self.report.files.append(name)
+            with file.open("rb") as handle:
+                for lineno, raw in enumerate(handle, start=1):
+                    record = self.feed(name, lineno, raw)
+                    if record is not None:
+                        records.append(record)
+        return records
+
+
+# -- whole silos ------------------------------------------------------------------------------
 
 
 def _read_hdfs_labels(path: Path) -> dict[str, int]:
@@ -97,75 +208,27 @@ def load_hdfs(path: Path, labels: Path | None = None) -> SiloLog:
     files = _log_files(path)
     label_path = labels or (path if path.is_dir() else path.parent) / "anomaly_label.csv"
     session_labels = _read_hdfs_labels(label_path)
-    report, records = LoadReport(), []
-    for file in files:
-        for lineno, text in _lines(file, report):
-            m = _HDFS_RE.match(text)
-            if m is None:
-                report.skip(str(file), lineno, "not an HDFS line (date time pid level component: msg)")
-                continue
-            d, t = m.group(1), m.group(2)
-            ts = calendar.timegm((2000 + int(d[:2]), int(d[2:4]), int(d[4:]), int(t[:2]), int(t[2:4]), int(t[4:])))
-            content = m.group(6)
-            blocks = tuple(dict.fromkeys(_BLOCK_RE.findall(content)))
-            records.append(LogRecord(str(file), lineno, float(ts), content, sessions=blocks))
-            report.records += 1
-    return _finish("hdfs", records, report, session_labels=session_labels)
+    reader = LineReader("hdfs")
+    return _finish("hdfs", reader.read_files(files), reader.report, session_labels=session_labels)
 
 
-# -- BGL, Thunderbird, Spirit: label is the first token ----------------------------------
-
-
-_DATE_RE = re.compile(r"^\d{4}\.\d{2}\.\d{2}$")
-_BGL_TIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2}-\d{2}\.\d{2}\.\d{2}")
-_MONTHS = frozenset(["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"])
-
-
-def _is_bgl(fields: list[str]) -> bool:
-    return bool(_DATE_RE.match(fields[2]) and _BGL_TIME_RE.match(fields[4]))
-
-
-def _is_syslog(fields: list[str]) -> bool:
-    return bool(_DATE_RE.match(fields[2]) and fields[4] in _MONTHS)
-
-
-def _labelled_loader(fmt: str, n_header: int, valid: Callable[[list[str]], bool]) -> Callable[[Path], SiloLog]:
-    """Loghub's label-first formats: ``label epoch date ...header... content``.
-
-    ``n_header`` fields precede the content passed to the parser (for
-    Thunderbird/Spirit that content keeps the ``component[pid]:`` part).
-    """
-
+def _labelled_loader(fmt: str) -> Callable[[Path], SiloLog]:
     def load(path: Path) -> SiloLog:
-        report, records = LoadReport(), []
-        for file in _log_files(path):
-            for lineno, text in _lines(file, report):
-                fields = text.split(maxsplit=n_header)
-                if len(fields) < n_header or not fields[1].isdigit() or not valid(fields):
-                    report.skip(str(file), lineno, f"not a {fmt} line (label epoch date ... message)")
-                    continue
-                content = fields[n_header] if len(fields) > n_header else ""
-                label = NORMAL if fields[0] == "-" else ANOMALY
-                records.append(LogRecord(str(file), lineno, float(fields[1]), content, label))
-                report.records += 1
+        reader = LineReader(fmt)
+        records = reader.read_files(_log_files(path))
         records.sort(key=lambda r: r.timestamp)  # stable: file order within a second
-        return _finish(fmt, records, report)
+        return _finish(fmt, records, reader.report)
 
     load.__doc__ = f"{fmt}: label as first token, epoch seconds second; sorted by time."
     return load
 
 
-# BGL: label epoch date node time noderepeat type component level content
-load_bgl = _labelled_loader("bgl", n_header=9, valid=_is_bgl)
-# Thunderbird/Spirit: label epoch date user month day time location component[pid]: content
-load_thunderbird = _labelled_loader("thunderbird", n_header=8, valid=_is_syslog)
-load_spirit = _labelled_loader("spirit", n_header=8, valid=_is_syslog)
+load_bgl = _labelled_loader("bgl")
+load_thunderbird = _labelled_loader("thunderbird")
+load_spirit = _labelled_loader("spirit")
 
 
-# -- Hadoop ---------------------------------------------------------------------------------
-
-
-def _read_hadoop_labels(path: Path) -> dict[str, int]:
+def read_hadoop_labels(path: Path) -> dict[str, int]:
     """``abnormal_label.txt``: a section header (``Normal:``, ``Machine down:``...) then apps."""
     _require_files([path], str(path))
     labels: dict[str, int] = {}
@@ -183,35 +246,20 @@ def _read_hadoop_labels(path: Path) -> dict[str, int]:
     return labels
 
 
-def load_hadoop(path: Path) -> SiloLog:
+def load_hadoop(path: Path, labels: Path | None = None) -> SiloLog:
     """Hadoop: one container log is a session, labelled by its application."""
     if not path.is_dir():
         raise SiloError(f"{path}: expected a directory of application_*/container_*.log")
-    app_labels = _read_hadoop_labels(path / "abnormal_label.txt")
+    app_labels = read_hadoop_labels(labels or path / "abnormal_label.txt")
     files = _require_files(sorted(path.glob("application_*/*.log")), f"container logs in {path}")
-    report, records, session_labels = LoadReport(), [], {}
+    reader = LineReader("hadoop")
+    session_labels = {}
     for file in files:
-        session = file.stem
-        app = file.parent.name
-        if app not in app_labels:
-            report.unlabeled_sessions += 1
+        if file.parent.name in app_labels:
+            session_labels[file.stem] = app_labels[file.parent.name]
         else:
-            session_labels[session] = app_labels[app]
-        last: LogRecord | None = None
-        for lineno, text in _lines(file, report):
-            m = _HADOOP_RE.match(text)
-            if m is None:
-                if last is not None:  # stack traces and wrapped messages
-                    report.continuation += 1
-                else:
-                    report.skip(str(file), lineno, "not a Hadoop line (date time,ms LEVEL [thread] class: msg)")
-                continue
-            y, mo, d, h, mi, s, ms = (int(m.group(i)) for i in range(1, 8))
-            ts = calendar.timegm((y, mo, d, h, mi, s)) + ms / 1000.0
-            last = LogRecord(str(file), lineno, ts, m.group(11), sessions=(session,))
-            records.append(last)
-            report.records += 1
-    return _finish("hadoop", records, report, session_labels=session_labels)
+            reader.report.unlabeled_sessions += 1
+    return _finish("hadoop", reader.read_files(files), reader.report, session_labels=session_labels)
 
 
 LOADERS: dict[str, Callable[[Path], SiloLog]] = {
@@ -223,11 +271,19 @@ LOADERS: dict[str, Callable[[Path], SiloLog]] = {
 }
 
 
-def load_silo(fmt: str, path: str | Path) -> SiloLog:
-    """Load one silo of a known format from a file or directory."""
+def load_silo(fmt: str, path: str | Path, labels: str | Path | None = None) -> SiloLog:
+    """Load one silo of a known format from a file or directory.
+
+    ``labels`` overrides where session labels are read (HDFS ``anomaly_label.csv``,
+    Hadoop ``abnormal_label.txt``); the other formats carry a label on every line.
+    """
     if fmt not in LOADERS:
         raise SiloError(f"unknown log format {fmt!r}; choose one of {', '.join(FORMATS)}")
     path = Path(path)
     if not path.exists():
         raise SiloError(f"{path}: no such file or directory")
-    return LOADERS[fmt](path)
+    if labels is None:
+        return LOADERS[fmt](path)
+    if fmt not in ("hdfs", "hadoop"):
+        raise SiloError(f"{fmt} logs carry their labels on each line; --labels applies to hdfs and hadoop")
+    return LOADERS[fmt](path, Path(labels))
