@@ -108,12 +108,12 @@ def _sliding(records, refs, spec: WindowSpec) -> list[Window]:
     if spec.kind == "count":
         size, step = int(spec.size), int(spec.step)
         bounds = [(i, min(i + size, n)) for i in range(0, max(n - size, 0) + 1, step)]
-        if bounds and bounds[-1][1] < n:  # keep the tail: no line is left out
+        if bounds and bounds[-1][1] < n and bounds[-1][0] + step < n:  # keep the tail: no line is left out
             bounds.append((bounds[-1][0] + step, n))
     else:
         times = [r.timestamp for r in records]
         t0, t_end = times[0], times[-1]
-        n_win = max(1, math.ceil((t_end - t0 - spec.size) / spec.step) + 1)
+        n_win = max(1, math.floor((t_end - t0 - spec.size) / spec.step) + 2)  # the last one reaches past t_end
         bounds = []
         for k in range(n_win):
             lo_t = t0 + k * spec.step
@@ -195,3 +195,105 @@ def chronological_split(windows: Sequence[Window], spec: SplitSpec, overlapping:
         test, p2 = _purge(train + val, test)
         purged = p1 + p2
     return Split(train, val, test, unlabeled=len(windows) - len(labelled), purged=purged)
+
+
+class WindowStream:
+    """The same windows as :func:`build_windows`, cut incrementally from a live stream of records.
+
+    ``feed`` returns the windows a record closes: a count window when it is full,
+    a time window when a later timestamp arrives, a session when it has been
+    idle for ``idle_s`` seconds of wall-clock time (checked by ``expire``).
+    ``flush`` closes everything still open (end of input, Ctrl-C). Each closed
+    window comes with its records, so events can be matched when it closes.
+    """
+
+    def __init__(self, spec: WindowSpec, session_labels: dict[str, int] | None = None, idle_s: float = 2.0) -> None:
+        self.spec = spec
+        self.session_labels = session_labels or {}
+        self.idle_s = idle_s
+        self._row = 0
+        self._buffer: list[tuple[int, LogRecord, tuple[int, int]]] = []  # count/time: (row, record, ref)
+        self._fresh = 0  # records fed since the last count window closed
+        self._gap = 0
+        self._t0: float | None = None
+        self._k = 0  # index of the open time window
+        self._sessions: dict[str, tuple[Window, list[LogRecord], float]] = {}
+
+    def _window(self, key: str, items: Sequence[tuple[int, LogRecord, tuple[int, int]]]):
+        records = [rec for _, rec, _ in items]
+        window = Window(
+            key=key,
+            start=records[0].timestamp,
+            end=records[-1].timestamp,
+            rows=[row for row, _, _ in items],
+            lines=[ref for _, _, ref in items],
+            label=_label([r.label for r in records]),
+        )
+        return window, records
+
+    def feed(self, record: LogRecord, ref: tuple[int, int], now: float) -> list[tuple[Window, list[LogRecord]]]:
+        row, self._row = self._row, self._row + 1
+        if self.spec.kind == "session":
+            for key in record.sessions:
+                if key not in self._sessions:
+                    label = self.session_labels.get(key, UNLABELED)
+                    self._sessions[key] = (Window(key, record.timestamp, record.timestamp, [], [], label), [], now)
+                window, records, _ = self._sessions[key]
+                window.rows.append(row)
+                window.lines.append(ref)
+                window.end = max(window.end, record.timestamp)
+                records.append(record)
+                self._sessions[key] = (window, records, now)
+            return []
+        if self.spec.kind == "count":
+            if self._gap:  # step > size: lines between windows belong to none (as in build_windows)
+                self._gap -= 1
+                return []
+            self._buffer.append((row, record, ref))
+            self._fresh += 1
+            if len(self._buffer) < self.spec.size:
+                return []
+            closed = [self._window(f"count:{self._buffer[0][0]}", self._buffer)]
+            del self._buffer[: int(self.spec.step)]
+            self._gap, self._fresh = max(0, int(self.spec.step - self.spec.size)), 0
+            return closed
+        return self._feed_time(row, record, ref)
+
+    def _feed_time(self, row: int, record: LogRecord, ref: tuple[int, int]) -> list[tuple[Window, list[LogRecord]]]:
+        if self._t0 is None:
+            self._t0 = record.timestamp
+        size, step, closed = self.spec.size, self.spec.step, []
+        while self._t0 + self._k * step + size <= record.timestamp:
+            lo = self._t0 + self._k * step
+            inside = [item for item in self._buffer if lo <= item[1].timestamp < lo + size]
+            if inside:
+                closed.append(self._window(f"time:{inside[0][0]}", inside))
+            self._k += 1
+            self._buffer = [item for item in self._buffer if item[1].timestamp >= self._t0 + self._k * step]
+            if not self._buffer:  # a quiet spell: jump to the first window that can hold this record
+                self._k = max(self._k, math.floor((record.timestamp - self._t0 - size) / step) + 1)
+        self._buffer.append((row, record, ref))
+        return closed
+
+    def expire(self, now: float) -> list[tuple[Window, list[LogRecord]]]:
+        """Sessions idle for ``idle_s`` seconds are over."""
+        idle = [k for k, (_, _, seen) in self._sessions.items() if now - seen >= self.idle_s]
+        return [self._sessions.pop(k)[:2] for k in idle]
+
+    def flush(self) -> list[tuple[Window, list[LogRecord]]]:
+        closed = [v[:2] for v in self._sessions.values()]
+        self._sessions.clear()
+        if self.spec.kind == "count" and self._fresh and self._buffer:
+            closed.append(self._window(f"count:{self._buffer[0][0]}", self._buffer))
+        elif self.spec.kind == "time" and self._buffer:
+            last, k = self._buffer[-1][1].timestamp, self._k
+            while True:  # the open window, then later ones until one reaches past the last record
+                lo = self._t0 + k * self.spec.step
+                inside = [item for item in self._buffer if lo <= item[1].timestamp < lo + self.spec.size]
+                if inside:
+                    closed.append(self._window(f"time:{inside[0][0]}", inside))
+                if lo + self.spec.size > last:
+                    break
+                k += 1
+        self._buffer, self._fresh = [], 0
+        return closed
