@@ -1,14 +1,16 @@
-"""The ``fedlog`` command: federated simulation, centralized training."""
+"""The ``fedlog`` command: federated simulation, centralized training, detection, benchmarks."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 from pathlib import Path
 from typing import Any
 
 from fedlog.config import absolutize, default_run_config, load_overlay
+from fedlog.data.loaders import FORMATS
 
 APP_DIR = Path(__file__).resolve().parent.parent
 
@@ -92,6 +94,57 @@ def cmd_bench_aggregate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _alert_line(record: dict) -> str:
+    where = f"{record['first']['file']}:{record['first']['line']}-{record['last']['line']}"
+    top = ", ".join(f"line {t['line']} ({t['event']})" for t in record["top_lines"])
+    return f"ALERT {record['window']} {where} score {record['score']:.4g} > {record['threshold']:.4g}; lines: {top}"
+
+
+def cmd_detect(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+    import time
+
+    from fedlog.detect import Scorer, detect_files, follow_files
+
+    run_dir = Path(args.run).expanduser().resolve()
+    scorer = Scorer.from_run(run_dir, args.format, args.round, args.silo, args.calibrate, args.window, args.top)
+    out = Path(args.out) if args.out else run_dir / "detect" / f"{time.strftime('%Y%m%d-%H%M%S')}-{args.format}.jsonl"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    for note in scorer.notes:
+        print(f"[fedlog] {note}")
+    paths = [Path(p) for p in args.logs]
+    with out.open("w") as handle:
+        if args.follow:
+            stop = threading.Event()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(sig, lambda *_: stop.set())
+            print(f"[fedlog] following {', '.join(map(str, paths))} (Ctrl-C to stop)", flush=True)
+
+            def on_record(record: dict) -> None:
+                if record["anomalous"]:
+                    print(_alert_line(record), flush=True)
+
+            summary = follow_files(scorer, paths, handle, stop, on_record, args.poll, args.idle, not args.from_end)
+        else:
+            summary = detect_files(scorer, paths, handle, Path(args.labels) if args.labels else None)
+    summary_path = out.with_suffix(".summary.json")
+    summary_path.write_text(json.dumps(summary, indent=2, sort_keys=True, default=str))
+    load = summary["load"]
+    print(
+        f"[fedlog] {load['lines_read']} lines ({load['records']} records, {load['malformed']} malformed, "
+        f"{load['undecodable']} undecodable, {load['blank']} blank), {summary['windows']} windows scored, "
+        f"{summary['alerts']} alerts at threshold {summary['threshold']}"
+    )
+    for name, m in summary["silos"].items():
+        print(
+            f"[fedlog] {name}: P {m['precision']:.3f} R {m['recall']:.3f} F1 {m['f1']:.3f} "
+            f"AUROC {m['auroc']:.3f} AUPR {m['aupr']:.3f} on {m['examples']} labelled windows"
+        )
+    print(f"windows: {out}\nsummary: {summary_path}")
+    return 0
+
+
 def cmd_compare(args: argparse.Namespace) -> int:
     from fedlog.compare import run_comparison
 
@@ -131,6 +184,23 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--out", default="runs", help="where the comparison directory goes")
     compare.add_argument("--set", action="append", metavar="KEY=VALUE", help="override one run-config key")
     compare.set_defaults(func=cmd_compare)
+
+    detect = sub.add_parser("detect", help="score new logs with a finished run's global model (batch or --follow)")
+    detect.add_argument("logs", nargs="+", help="log files or directories of one format")
+    detect.add_argument("--run", required=True, help="a run directory (federated or centralized)")
+    detect.add_argument("--round", type=int, default=None, help="global parameters after this round (default: last)")
+    detect.add_argument("--format", required=True, choices=FORMATS)
+    detect.add_argument("--labels", help="HDFS anomaly_label.csv / Hadoop abnormal_label.txt, for P/R/F1")
+    detect.add_argument("--out", help="JSON lines, one per window (default: RUN/detect/<time>-<format>.jsonl)")
+    detect.add_argument("--silo", default="", help="FORMAT=PATH: this client's training silo (default: the run's)")
+    detect.add_argument("--calibrate", type=int, default=0, metavar="N", help="threshold from the first N windows")
+    detect.add_argument("--window", default="", help="window spec (default: the run's for this format)")
+    detect.add_argument("--top", type=int, default=3, help="lines named per anomalous window")
+    detect.add_argument("--follow", action="store_true", help="tail the files (rotation-safe) and alert live")
+    detect.add_argument("--from-end", action="store_true", help="with --follow: skip what the files hold now")
+    detect.add_argument("--poll", type=float, default=0.2, help="with --follow: seconds between reads")
+    detect.add_argument("--idle", type=float, default=2.0, help="with --follow: seconds after which a session ends")
+    detect.set_defaults(func=cmd_detect)
 
     bench = sub.add_parser("bench", help="benchmarks that print figures")
     bench_sub = bench.add_subparsers(dest="bench", required=True)

@@ -41,6 +41,12 @@ def _dump(value: Any) -> str:
     return json.dumps(_clean(value), sort_keys=True)
 
 
+def summarize(silos: Mapping[str, Mapping[str, Any]], extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """summary.json's shape, shared by training runs and ``fedlog detect``: per silo plus pooled overall."""
+    overall = pooled_metrics(list(silos.values())) if silos else {}
+    return {"silos": dict(sorted(silos.items())), "overall": overall} | dict(extra or {})
+
+
 class RunDirectory:
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -94,12 +100,8 @@ class RunDirectory:
 
     def finish(self, silos: Mapping[str, Mapping[str, Any]], extra: Mapping[str, Any] | None = None) -> dict:
         """Write summary.json (per silo + pooled overall) and report.md from final metrics."""
-        summary = {
-            "silos": dict(sorted(silos.items())),
-            "overall": pooled_metrics(list(silos.values())) if silos else {},
-            "wall_time_s": round(time.time() - self.started, 2),
-            "rounds": len(self.rounds()),
-        } | dict(extra or {})
+        timing = {"wall_time_s": round(time.time() - self.started, 2), "rounds": len(self.rounds())}
+        summary = summarize(silos, timing | dict(extra or {}))
         (self.path / "summary.json").write_text(json.dumps(_clean(summary), indent=2, sort_keys=True))
         (self.path / "report.md").write_text(self._report(summary))
         return summary

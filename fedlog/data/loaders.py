@@ -203,16 +203,16 @@ def _read_hdfs_labels(path: Path) -> dict[str, int]:
     return labels
 
 
-def load_hdfs(path: Path, labels: Path | None = None) -> SiloLog:
+def load_hdfs(path: Path, labels: Path | None = None, require_labels: bool = True) -> SiloLog:
     """HDFS: a block id is a session; labels per block from ``anomaly_label.csv``."""
     files = _log_files(path)
     label_path = labels or (path if path.is_dir() else path.parent) / "anomaly_label.csv"
-    session_labels = _read_hdfs_labels(label_path)
+    session_labels = _read_hdfs_labels(label_path) if require_labels or label_path.exists() else {}
     reader = LineReader("hdfs")
     return _finish("hdfs", reader.read_files(files), reader.report, session_labels=session_labels)
 
 
-def _labelled_loader(fmt: str) -> Callable[[Path], SiloLog]:
+def _labelled_loader(fmt: str) -> Callable[..., SiloLog]:
     def load(path: Path) -> SiloLog:
         reader = LineReader(fmt)
         records = reader.read_files(_log_files(path))
@@ -246,11 +246,12 @@ def read_hadoop_labels(path: Path) -> dict[str, int]:
     return labels
 
 
-def load_hadoop(path: Path, labels: Path | None = None) -> SiloLog:
+def load_hadoop(path: Path, labels: Path | None = None, require_labels: bool = True) -> SiloLog:
     """Hadoop: one container log is a session, labelled by its application."""
     if not path.is_dir():
         raise SiloError(f"{path}: expected a directory of application_*/container_*.log")
-    app_labels = read_hadoop_labels(labels or path / "abnormal_label.txt")
+    label_path = labels or path / "abnormal_label.txt"
+    app_labels = read_hadoop_labels(label_path) if require_labels or label_path.exists() else {}
     files = _require_files(sorted(path.glob("application_*/*.log")), f"container logs in {path}")
     reader = LineReader("hadoop")
     session_labels = {}
@@ -262,7 +263,7 @@ def load_hadoop(path: Path, labels: Path | None = None) -> SiloLog:
     return _finish("hadoop", reader.read_files(files), reader.report, session_labels=session_labels)
 
 
-LOADERS: dict[str, Callable[[Path], SiloLog]] = {
+LOADERS: dict[str, Callable[..., SiloLog]] = {
     "hdfs": load_hdfs,
     "bgl": load_bgl,
     "thunderbird": load_thunderbird,
@@ -271,19 +272,20 @@ LOADERS: dict[str, Callable[[Path], SiloLog]] = {
 }
 
 
-def load_silo(fmt: str, path: str | Path, labels: str | Path | None = None) -> SiloLog:
+def load_silo(fmt: str, path: str | Path, labels: str | Path | None = None, require_labels: bool = True) -> SiloLog:
     """Load one silo of a known format from a file or directory.
 
     ``labels`` overrides where session labels are read (HDFS ``anomaly_label.csv``,
     Hadoop ``abnormal_label.txt``); the other formats carry a label on every line.
+    Without ``require_labels``, sessions with no label file are unlabelled (scoring new logs).
     """
     if fmt not in LOADERS:
         raise SiloError(f"unknown log format {fmt!r}; choose one of {', '.join(FORMATS)}")
     path = Path(path)
     if not path.exists():
         raise SiloError(f"{path}: no such file or directory")
-    if labels is None:
-        return LOADERS[fmt](path)
     if fmt not in ("hdfs", "hadoop"):
-        raise SiloError(f"{fmt} logs carry their labels on each line; --labels applies to hdfs and hadoop")
-    return LOADERS[fmt](path, Path(labels))
+        if labels is not None:
+            raise SiloError(f"{fmt} logs carry their labels on each line; --labels applies to hdfs and hadoop")
+        return LOADERS[fmt](path)
+    return LOADERS[fmt](path, Path(labels) if labels else None, require_labels)

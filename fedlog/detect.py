@@ -1,0 +1,320 @@
+"""Scoring new logs with a finished run's global model: ``fedlog detect``, batch or ``--follow``.
+
+It runs where a client runs: it needs that client's parsing state (the frozen
+Drain tree in its state directory) and sends nothing anywhere. The threshold is
+the silo's label-free one (the value the run recorded, from normal validation
+windows), or is recalibrated on the first N windows of the input taken as
+normal (``--calibrate N``); labels of the scored logs never set it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+import numpy as np
+import torch
+
+from fedlog.config import RunSettings
+from fedlog.data.loaders import LineReader, load_silo
+from fedlog.data.records import NORMAL, UNLABELED, LoadReport, LogRecord
+from fedlog.data.tail import FollowedFile
+from fedlog.detectors import Detector, build_detector
+from fedlog.metrics import detection_metrics
+from fedlog.parse.drain import FORMAT_SETTINGS, EventParser
+from fedlog.parse.hashing import federation_key
+from fedlog.rundir import summarize
+from fedlog.silo import DEFAULT_WINDOWS, prepare_silo
+from fedlog.windows import Window, WindowSpec, WindowStream, build_windows
+
+log = logging.getLogger(__name__)
+
+MIN_CALIBRATION = 20
+Closed = tuple[Window, list[LogRecord]]
+
+
+def load_global_state(run_dir: Path, round_idx: int | None = None) -> tuple[int, dict[str, torch.Tensor]]:
+    """The global parameters after ``round_idx`` (default: the last persisted round)."""
+    rounds = sorted(int(p.stem.split("-")[1]) for p in (run_dir / "params").glob("round-*.pt"))
+    if not rounds:
+        raise ValueError(f"{run_dir}: no params/round-*.pt, not a finished fedlog run directory")
+    chosen = rounds[-1] if round_idx is None else round_idx
+    if chosen not in rounds:
+        raise ValueError(f"{run_dir}: no parameters for round {chosen}; rounds persisted: {rounds}")
+    return chosen, torch.load(run_dir / "params" / f"round-{chosen:03d}.pt")
+
+
+def _run_silo_entry(params: dict[str, Any], settings: RunSettings, fmt: str) -> str | None:
+    """The run's silo of this format (the client's own data), if the run had one."""
+    entries = [params["silo"]] if "silo" in params else settings.silo_entries
+    matches = [e for e in entries if e.partition("=")[0].strip().lower() == fmt]
+    if len(matches) > 1:
+        raise ValueError(f"the run has {len(matches)} {fmt} silos ({', '.join(matches)}): choose one with --silo")
+    return matches[0] if matches else None
+
+
+def _recorded_threshold(run_dir: Path, round_idx: int, fmt: str) -> float | None:
+    """The threshold the run's evaluation used for this silo in that round."""
+    file = run_dir / "rounds.jsonl"
+    for line in file.read_text().splitlines() if file.exists() else []:
+        record = json.loads(line)
+        if record.get("round") != round_idx:
+            continue
+        for name, entry in record.get("silos", {}).items():
+            if name.split(":")[-1] == fmt and entry.get("eval", {}).get("threshold") is not None:
+                return float(entry["eval"]["threshold"])
+    return None
+
+
+@dataclass
+class Scorer:
+    """A run's global model plus one client's parsing state and threshold, ready for new windows."""
+
+    fmt: str
+    spec: WindowSpec
+    detector: Detector
+    parser: EventParser | None  # None: a new system, mined on the calibration windows
+    threshold: float | None
+    calibrate: int = 0
+    top: int = 3
+    info: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    _calibration: list[Closed] = field(default_factory=list)
+    _labels: list[int] = field(default_factory=list)
+    _scores: list[float] = field(default_factory=list)
+    windows: int = 0
+    alerts: int = 0
+
+    @classmethod
+    def from_run(
+        cls,
+        run_dir: Path,
+        fmt: str,
+        round_idx: int | None = None,
+        silo: str = "",
+        calibrate: int = 0,
+        window: str = "",
+        top: int = 3,
+        state_dir: Path | None = None,
+    ) -> Scorer:
+        params = json.loads((run_dir / "params.json").read_text())
+        settings = RunSettings.from_flat(params)
+        round_idx, state = load_global_state(run_dir, round_idx)
+        detector = build_detector(settings.detector, settings.detector_config(), settings.seed)
+        detector.load_state(state)
+        spec = WindowSpec.parse(window or str(params.get(f"window.{fmt}", "")) or DEFAULT_WINDOWS[fmt])
+        info = {"run": str(run_dir), "round": round_idx, "detector": settings.detector, "window": spec_text(spec)}
+        entry = silo or _run_silo_entry(params, settings, fmt)
+        if calibrate and calibrate < MIN_CALIBRATION:
+            raise ValueError(f"--calibrate needs at least {MIN_CALIBRATION} windows to set a quantile")
+        if entry is None:
+            if not calibrate:
+                raise ValueError(
+                    f"the run never saw a {fmt} silo: give --calibrate N (a new parser and threshold from the first "
+                    f"N windows, taken as normal) or --silo {fmt}=PATH (this client's training logs)"
+                )
+            note = f"the run had no {fmt} silo: a new parser is mined on the first {calibrate} windows"
+            return cls(fmt, spec, detector, None, None, calibrate, top, info, [note])
+        source = settings.silo_source(entry, state_dir)
+        if source.fmt != fmt:
+            raise ValueError(f"--silo {entry!r} is a {source.fmt} silo, but --format is {fmt}")
+        prepared = prepare_silo(source, settings.split, federation_key(), state_dir)
+        parser = EventParser.load(prepared.parser_path, federation_key())
+        own = detector.threshold(prepared.split.val, prepared.split.train)  # also rebuilds client-local state
+        recorded = _recorded_threshold(run_dir, round_idx, fmt)
+        threshold = own if recorded is None else recorded
+        info |= {"silo": entry, "threshold_source": detector.threshold_source}
+        notes = [f"parser of the run's silo {entry} ({len(parser.templates)} templates)"]
+        if recorded is None:
+            notes.append(f"no threshold recorded for {fmt} in round {round_idx}: recomputed on its validation normals")
+        elif not np.isclose(recorded, own, rtol=1e-4):
+            notes.append(f"recorded threshold {recorded:.6g} differs from the recomputed {own:.6g}; using the recorded")
+        if calibrate:
+            notes.append(f"threshold recalibrated on the first {calibrate} windows, taken as normal")
+            threshold = None
+        return cls(fmt, spec, detector, parser, threshold, calibrate, top, info, notes)
+
+    # -- windows in, records out ----------------------------------------------------------------
+
+    def _fill(self, closed: Sequence[Closed]) -> list[Window]:
+        assert self.parser is not None
+        ids = self.parser.match_all([r.content for _, records in closed for r in records])
+        pos = 0
+        for window, records in closed:
+            window.events = ids[pos : pos + len(records)]
+            pos += len(records)
+        return [w for w, _ in closed]
+
+    def _calibrate(self) -> None:
+        new_system = self.parser is None
+        if new_system:
+            self.parser = EventParser(FORMAT_SETTINGS[self.fmt], federation_key())
+            self.parser.mine(r.content for _, records in self._calibration for r in records)
+        normal = [dataclasses.replace(w, label=NORMAL) for w in self._fill(self._calibration)]
+        # a new system's client-local state (vocabulary...) comes from the calibration windows too
+        self.threshold = self.detector.threshold(normal, normal if new_system else ())
+        self.info["threshold_source"] = f"first {len(normal)} windows of the input, taken as normal"
+        self.notes.append(f"threshold {self.threshold:.6g} from {len(normal)} calibration windows")
+
+    def process(self, closed: Sequence[Closed], sources: Sequence[str]) -> list[dict[str, Any]]:
+        """Score closed windows; the first ``calibrate`` windows only calibrate."""
+        closed = list(closed)
+        if self.threshold is None:
+            take = self.calibrate - len(self._calibration)
+            self._calibration += closed[:take]
+            closed = closed[take:]
+            if len(self._calibration) < self.calibrate:
+                return []
+            self._calibrate()
+        if not closed:
+            return []
+        windows = self._fill(closed)
+        scores = self.detector.score(windows)
+        flagged = [i for i, s in enumerate(scores) if s > self.threshold]
+        contributions = dict(zip(flagged, self.detector.line_scores([windows[i] for i in flagged])))
+        out = []
+        for i, w in enumerate(windows):
+            record = self._record(w, float(scores[i]), contributions.get(i), sources)
+            if w.label != UNLABELED:
+                self._labels.append(w.label)
+                self._scores.append(float(scores[i]))
+            out.append(record)
+        self.windows += len(out)
+        self.alerts += len(flagged)
+        return out
+
+    def _record(self, w: Window, score: float, contribution: np.ndarray | None, sources: Sequence[str]) -> dict:
+        def where(ref: tuple[int, int]) -> dict[str, Any]:
+            return {"file": sources[ref[0]], "line": ref[1]}
+
+        record = {
+            "window": w.key,
+            "first": where(w.lines[0]),
+            "last": where(w.lines[-1]),
+            "lines": len(w.lines),
+            "score": score,
+            "threshold": self.threshold,
+            "anomalous": score > self.threshold,
+            "top_lines": [],
+        }
+        if w.label != UNLABELED:
+            record["label"] = w.label
+        if contribution is not None:
+            order = np.argsort(-contribution, kind="stable")[: self.top]
+            record["top_lines"] = [
+                where(w.lines[j]) | {"event": w.events[j] or "unknown", "contribution": float(contribution[j])}
+                for j in order
+            ]
+        return record
+
+    def summary(self, extra: dict[str, Any]) -> dict[str, Any]:
+        """The training runs' summary.json shape; metrics only when the scored windows had labels."""
+        silos = {}
+        if self._labels:
+            silos[self.fmt] = detection_metrics(self._labels, self._scores, self.threshold) | {
+                "examples": len(self._labels)
+            }
+        parse = self.parser.report.to_dict() if self.parser else {}
+        return summarize(
+            silos,
+            self.info
+            | {"threshold": self.threshold, "windows": self.windows, "alerts": self.alerts, "parse": parse}
+            | {"calibration_windows": len(self._calibration), "notes": self.notes}
+            | extra,
+        )
+
+
+def spec_text(spec: WindowSpec) -> str:
+    return "session" if spec.kind == "session" else f"{spec.kind}:{spec.size:g}:{spec.step:g}"
+
+
+def _merge_reports(reports: Iterable[LoadReport]) -> dict[str, Any]:
+    total = LoadReport()
+    for r in reports:
+        total.files += r.files
+        for name in ("lines_read", "records", "continuation", "blank", "malformed", "undecodable"):
+            setattr(total, name, getattr(total, name) + getattr(r, name))
+        total.issues += r.issues[: max(0, 20 - len(total.issues))]
+    return total.to_dict()
+
+
+def _write(records: Iterable[dict], out: TextIO) -> None:
+    for record in records:
+        out.write(json.dumps(record) + "\n")
+    out.flush()
+
+
+def detect_files(scorer: Scorer, paths: Sequence[Path], out: TextIO, labels: Path | None = None) -> dict[str, Any]:
+    """Batch: load, parse, window and score whole files; one JSON line per window to ``out``."""
+    started = time.perf_counter()
+    silos = [load_silo(scorer.fmt, p, labels, require_labels=labels is not None) for p in paths]
+    records = [r for s in silos for r in s.records]
+    session_labels = {k: v for s in silos for k, v in (s.session_labels or {}).items()}
+    sources = list(dict.fromkeys(r.source for r in records))
+    windows = build_windows(records, scorer.spec, {s: i for i, s in enumerate(sources)}, session_labels)
+    closed = [(w, [records[i] for i in w.rows]) for w in windows]
+    _write(scorer.process(closed, sources), out)
+    if scorer.threshold is None:
+        raise ValueError(f"only {len(windows)} windows in the input: fewer than --calibrate {scorer.calibrate}")
+    seconds = time.perf_counter() - started
+    load = _merge_reports(s.report for s in silos)
+    return scorer.summary({"load": load, "seconds": round(seconds, 3), "lines_per_s": load["lines_read"] / seconds})
+
+
+def follow_files(
+    scorer: Scorer,
+    paths: Sequence[Path],
+    out: TextIO,
+    stop: threading.Event,
+    on_record: Callable[[dict], None] = lambda record: None,
+    poll_s: float = 0.2,
+    idle_s: float = 2.0,
+    from_start: bool = True,
+) -> dict[str, Any]:
+    """Streaming: tail the files (surviving rotation) and score each window as it closes, until ``stop``.
+
+    Sessions close after ``idle_s`` seconds without a new line; whatever is still
+    open when ``stop`` is set is scored before the summary.
+    """
+    followed = [FollowedFile(Path(p), from_start=from_start) for p in paths]
+    reader = LineReader(scorer.fmt)
+    stream = WindowStream(scorer.spec, idle_s=idle_s)
+    sources: list[str] = []
+    index: dict[str, int] = {}
+
+    def handle(closed: list[Closed]) -> None:
+        records = scorer.process(closed, sources)
+        _write(records, out)
+        for record in records:
+            on_record(record)
+
+    while True:
+        stopping = stop.is_set()
+        now = time.monotonic()
+        closed: list[Closed] = []
+        for file in followed:
+            for source, lineno, raw in file.poll():
+                record = reader.feed(source, lineno, raw)
+                if record is None:
+                    continue
+                if source not in index:
+                    index[source] = len(sources)
+                    sources.append(source)
+                closed += stream.feed(record, (index[source], lineno), now)
+        closed += stream.expire(now)
+        if stopping:
+            handle(closed + stream.flush())
+            break
+        if closed:
+            handle(closed)
+        stop.wait(poll_s)
+    for file in followed:
+        file.close()
+    return scorer.summary({"load": reader.report.to_dict(), "files_followed": [str(p) for p in paths]})
