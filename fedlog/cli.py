@@ -70,11 +70,25 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_bench_parse(args: argparse.Namespace) -> int:
     from fedlog.bench import parse_throughput
 
-    result = parse_throughput(args.format, Path(args.path), raw=not args.no_raw)
+    _print_figures(parse_throughput(args.format, Path(args.path), raw=not args.no_raw))
+    return 0
+
+
+def _print_figures(result: dict[str, Any]) -> None:
     width = max(len(k) for k in result)
     for key, value in result.items():
-        shown = f"{value:,.0f}" if isinstance(value, float) else value
+        shown = f"{value:,.2f}" if isinstance(value, float) else value
         print(f"{key:<{width}}  {shown}")
+
+
+def cmd_bench_detect(args: argparse.Namespace) -> int:
+    from fedlog.bench import detect_throughput
+
+    run_dir = Path(args.run).expanduser().resolve() if args.run else None
+    result = detect_throughput(Path(args.path), args.format, run_dir)
+    _print_figures(result)
+    verdict = "faster than" if result["ratio_to_add"] >= 1 else "slower than"
+    print(f"detect end to end is {result['ratio_to_add']:.2f}x raw Drain3 add_log_message ({verdict})")
     return 0
 
 
@@ -209,6 +223,11 @@ def build_parser() -> argparse.ArgumentParser:
     parse.add_argument("--no-raw", action="store_true", help="skip the plain-Drain3 comparison")
     parse.add_argument("path", nargs="?", default="../shared/data/hdfs/HDFS_2pct.log")
     parse.set_defaults(func=cmd_bench_parse)
+    bdetect = bench_sub.add_parser("detect", help="fedlog detect end to end (lines/s) vs raw Drain3")
+    bdetect.add_argument("--format", default="hdfs", choices=FORMATS)
+    bdetect.add_argument("--run", help="a run directory (default: untrained FastLogAD, calibrated threshold)")
+    bdetect.add_argument("path", nargs="?", default="../shared/data/hdfs/HDFS_2pct.log")
+    bdetect.set_defaults(func=cmd_bench_detect)
     agg = bench_sub.add_parser("aggregate", help="FedAvg vs QualitySoftmax vs FedGradTrace on a 66M model")
     agg.add_argument("--clients", default="4,2,8,16")
     agg.add_argument("--repeats", type=int, default=3)

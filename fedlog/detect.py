@@ -37,6 +37,7 @@ from fedlog.windows import Window, WindowSpec, WindowStream, build_windows
 log = logging.getLogger(__name__)
 
 MIN_CALIBRATION = 20
+CACHE_LIMIT = 200_000  # distinct event sequences remembered between batches (follow mode)
 Closed = tuple[Window, list[LogRecord]]
 
 
@@ -83,6 +84,7 @@ class Scorer:
     parser: EventParser | None  # None: a new system, mined on the calibration windows
     threshold: float | None
     calibrate: int = 0
+    new_system: bool = False  # no silo of this format in the run: local state comes from calibration
     top: int = 3
     info: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
@@ -91,6 +93,8 @@ class Scorer:
     _scores: list[float] = field(default_factory=list)
     windows: int = 0
     alerts: int = 0
+    _scores_by_events: dict[tuple, float] = field(default_factory=dict)
+    _lines_by_events: dict[tuple, np.ndarray] = field(default_factory=dict)
 
     @classmethod
     def from_run(
@@ -121,7 +125,7 @@ class Scorer:
                     f"N windows, taken as normal) or --silo {fmt}=PATH (this client's training logs)"
                 )
             note = f"the run had no {fmt} silo: a new parser is mined on the first {calibrate} windows"
-            return cls(fmt, spec, detector, None, None, calibrate, top, info, [note])
+            return cls(fmt, spec, detector, None, None, calibrate, True, top, info, [note])
         source = settings.silo_source(entry, state_dir)
         if source.fmt != fmt:
             raise ValueError(f"--silo {entry!r} is a {source.fmt} silo, but --format is {fmt}")
@@ -139,7 +143,7 @@ class Scorer:
         if calibrate:
             notes.append(f"threshold recalibrated on the first {calibrate} windows, taken as normal")
             threshold = None
-        return cls(fmt, spec, detector, parser, threshold, calibrate, top, info, notes)
+        return cls(fmt, spec, detector, parser, threshold, calibrate, False, top, info, notes)
 
     # -- windows in, records out ----------------------------------------------------------------
 
@@ -153,13 +157,12 @@ class Scorer:
         return [w for w, _ in closed]
 
     def _calibrate(self) -> None:
-        new_system = self.parser is None
-        if new_system:
+        if self.parser is None:
             self.parser = EventParser(FORMAT_SETTINGS[self.fmt], federation_key())
             self.parser.mine(r.content for _, records in self._calibration for r in records)
         normal = [dataclasses.replace(w, label=NORMAL) for w in self._fill(self._calibration)]
         # a new system's client-local state (vocabulary...) comes from the calibration windows too
-        self.threshold = self.detector.threshold(normal, normal if new_system else ())
+        self.threshold = self.detector.threshold(normal, normal if self.new_system else ())
         self.info["threshold_source"] = f"first {len(normal)} windows of the input, taken as normal"
         self.notes.append(f"threshold {self.threshold:.6g} from {len(normal)} calibration windows")
 
@@ -176,9 +179,10 @@ class Scorer:
         if not closed:
             return []
         windows = self._fill(closed)
-        scores = self.detector.score(windows)
+        scores = np.array(self._cached(windows, self._scores_by_events, self.detector.score))
         flagged = [i for i, s in enumerate(scores) if s > self.threshold]
-        contributions = dict(zip(flagged, self.detector.line_scores([windows[i] for i in flagged])))
+        explained = self._cached([windows[i] for i in flagged], self._lines_by_events, self.detector.line_scores)
+        contributions = dict(zip(flagged, explained))
         out = []
         for i, w in enumerate(windows):
             record = self._record(w, float(scores[i]), contributions.get(i), sources)
@@ -190,11 +194,27 @@ class Scorer:
         self.alerts += len(flagged)
         return out
 
+    @property
+    def distinct_sequences(self) -> int:
+        return len(self._scores_by_events)
+
+    @staticmethod
+    def _cached(windows: Sequence[Window], cache: dict[tuple, Any], compute: Callable[[list[Window]], Any]) -> list:
+        """Windows with the same events score the same, and logs repeat themselves: HDFS's 11,501
+        sessions hold 1,532 distinct event sequences. Compute each distinct one once."""
+        keys = [tuple(w.events) for w in windows]
+        if len(cache) + len(keys) > CACHE_LIMIT:
+            cache.clear()
+        todo = {k: w for k, w in zip(keys, windows) if k not in cache}
+        if todo:
+            cache.update(zip(todo, compute(list(todo.values()))))
+        return [cache[k] for k in keys]
+
     def _record(self, w: Window, score: float, contribution: np.ndarray | None, sources: Sequence[str]) -> dict:
         def where(ref: tuple[int, int]) -> dict[str, Any]:
             return {"file": sources[ref[0]], "line": ref[1]}
 
-        record = {
+        record: dict[str, Any] = {
             "window": w.key,
             "first": where(w.lines[0]),
             "last": where(w.lines[-1]),

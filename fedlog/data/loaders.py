@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import calendar
 import csv
+import functools
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -76,14 +77,19 @@ def _finish(fmt: str, records: list[LogRecord], report: LoadReport, **kw) -> Sil
 # Each returns None for a line that is not in its format; the reader counts it.
 
 
+@functools.lru_cache(maxsize=4096)
+def _hdfs_epoch(d: str, t: str) -> float:
+    """yymmdd hhmmss -> epoch seconds; cached, since busy logs write many lines per second."""
+    return float(calendar.timegm((2000 + int(d[:2]), int(d[2:4]), int(d[4:]), int(t[:2]), int(t[2:4]), int(t[4:]))))
+
+
 def _hdfs_record(source: str, lineno: int, text: str) -> LogRecord | None:
     m = _HDFS_RE.match(text)
     if m is None:
         return None
-    d, t = m.group(1), m.group(2)
-    ts = calendar.timegm((2000 + int(d[:2]), int(d[2:4]), int(d[4:]), int(t[:2]), int(t[2:4]), int(t[4:])))
     content = m.group(6)
-    return LogRecord(source, lineno, float(ts), content, sessions=tuple(dict.fromkeys(_BLOCK_RE.findall(content))))
+    blocks = tuple(dict.fromkeys(_BLOCK_RE.findall(content)))
+    return LogRecord(source, lineno, _hdfs_epoch(m.group(1), m.group(2)), content, sessions=blocks)
 
 
 _DATE_RE = re.compile(r"^\d{4}\.\d{2}\.\d{2}$")

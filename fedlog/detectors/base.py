@@ -90,11 +90,15 @@ class Detector(ABC):
         """How much each event (hence each raw line) of a window pushes its score up, so an alert
         can point at lines. Default: occlusion, the window's score minus its score without that
         event; detectors that score lines natively (LogGAN) override it."""
-        variants = []
+        variants: dict[tuple, Window] = {}  # leaving out either of two equal neighbours gives one variant
+        keys = []
         for w in windows:
             for j in range(len(w.events)):
-                variants.append(dataclasses.replace(w, events=w.events[:j] + w.events[j + 1 :]))
-        left_out = self.score(variants) if variants else np.zeros(0)
+                events = w.events[:j] + w.events[j + 1 :]
+                keys.append(tuple(events))
+                variants.setdefault(keys[-1], dataclasses.replace(w, events=events))
+        scored = dict(zip(variants, self.score(list(variants.values())))) if variants else {}
+        left_out = np.array([scored[k] for k in keys])
         full = self.score(windows)
         out, pos = [], 0
         for i, w in enumerate(windows):
