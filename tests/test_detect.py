@@ -68,8 +68,10 @@ def test_detect_on_the_test_slice_reproduces_the_runs_metrics(hdfs_run, prepared
     assert summary["windows"] == len(prepared.split.test) == got["examples"]
     for key in ("tp", "fp", "tn", "fn"):
         assert got[key] == reported[key], key
-    for key in ("precision", "recall", "f1", "auroc", "aupr", "threshold"):
-        assert got[key] == pytest.approx(reported[key], abs=1e-6), key
+    for key in ("precision", "recall", "f1", "threshold"):
+        assert got[key] == pytest.approx(reported[key], abs=1e-9), key
+    for key in ("auroc", "aupr"):  # scores equal up to float noise of batch padding; ties may rank differently
+        assert got[key] == pytest.approx(reported[key], abs=1e-3), key
     assert summary["load"]["lines_read"] == len(test_lines) and summary["load"]["malformed"] == 0
 
 

@@ -273,15 +273,18 @@ class FastLogAD(Detector):
         if not windows:
             return np.zeros(0)
         chunks, owner = self._chunks(windows)
+        position = {c: i for i, c in enumerate(dict.fromkeys(map(tuple, chunks)))}  # logs repeat: score once
+        distinct = list(position)
         self._module.eval()
-        norms = np.empty(len(chunks))
-        order = np.argsort([len(c) for c in chunks], kind="stable")  # similar lengths batch well
+        norms = np.empty(len(distinct))
+        order = np.argsort([len(c) for c in distinct], kind="stable")  # similar lengths batch well
         bs = max(256, self.params.batch_size)
         for lo in range(0, len(order), bs):
             idx = order[lo : lo + bs]
-            tokens, attention = self._batch([chunks[i] for i in idx])
+            tokens, attention = self._batch([list(distinct[i]) for i in idx])
             _, phi = self._module.phi(tokens, attention)
             norms[idx] = phi.norm(dim=1).cpu().numpy()
+        norms = norms[[position[tuple(c)] for c in chunks]]
         scores = np.full(len(windows), -math.inf)
         np.maximum.at(scores, owner, norms)
         return scores
