@@ -2,7 +2,7 @@
 training set rebalanced by a per-client WGAN-GP that generates anomalous feature windows.
 
 Features: each template is embedded once by a frozen pretrained BERT (mean pooling over
-tokens, L2-normalised) and cached by event id; the templates come from the client's own
+tokens, scaled to norm sqrt(d)) and cached by event id; the templates come from the client's own
 parser through ``use_templates`` and are used only here, never sent. A window becomes
 ``seq_len`` positions of ``[embedding, unknown, present]``: an event without a template
 (None: no template matched) is ``[0, 1, 1]``, padding is all zeros, so the GAN generates
@@ -49,35 +49,38 @@ class GANFLParams:
 
     bert: str = "all-MiniLM-L6-v2"  # local directory, packaged alias (offline) or hub id
     max_text: int = 64  # BERT tokens per template
-    seq_len: int = 32  # events per feature window (longer windows: chunks, scored by the worst)
+    seq_len: int = 16  # events per feature window (longer windows: chunks, scored by the worst)
     hidden: int = 64  # classifier hidden size
     lr: float = 1e-3
     batch_size: int = 64
     augment: bool = True  # rebalance with WGAN-GP anomalies (false: the same run without them)
     target_share: float = 0.3  # share of anomalies in the training set after augmentation
-    gan_steps: int = 100  # WGAN-GP generator steps per round
+    gan_steps: int = 50  # WGAN-GP generator steps per round
     n_critic: int = 5  # critic steps per generator step (paper: 5)
     lambda_gp: float = 10.0  # gradient penalty weight (paper: 10)
     gan_lr: float = 1e-4
     gan_noise: int = 64
-    gan_hidden: int = 256
+    gan_hidden: int = 128
     gan_batch: int = 64
     federate_gan: bool = False  # also federate the WGAN-GP (default: it stays on the client)
     threshold_quantile: float = 0.99
 
 
 class WindowClassifier(nn.Module):
-    """Per-position projection, an LSTM, max-pool and last state -> anomaly logit."""
+    """Per-position projection, a 1-layer LSTM for order, then max- and mean-pooling (which events
+    occur, and how often) -> MLP -> anomaly logit."""
 
     def __init__(self, dim: int, hidden: int) -> None:
         super().__init__()
         self.proj = nn.Sequential(nn.Linear(dim, hidden), nn.GELU())
         self.lstm = nn.LSTM(hidden, hidden, batch_first=True)
-        self.head = nn.Linear(2 * hidden, 1)
+        self.head = nn.Sequential(nn.Linear(3 * hidden, hidden), nn.GELU(), nn.Linear(hidden, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out, (h, _) = self.lstm(self.proj(x))
-        return self.head(torch.cat([out.max(dim=1).values, h[-1]], dim=1)).squeeze(1)
+        h = self.proj(x)
+        out, _ = self.lstm(h)
+        pooled = torch.cat([h.max(dim=1).values, h.mean(dim=1), out.max(dim=1).values], dim=1)
+        return self.head(pooled).squeeze(1)
 
 
 class TemplateEncoder:
@@ -107,7 +110,8 @@ class TemplateEncoder:
             hidden = self._model(**batch).last_hidden_state
             mask = batch["attention_mask"].unsqueeze(-1).float()
             mean = (hidden * mask).sum(1) / mask.sum(1).clamp_min(1)
-            out.append(F.normalize(mean, dim=1).cpu())
+            # norm sqrt(d): entries of order 1, not 1/sqrt(d), or a freshly initialised layer barely sees them
+            out.append(F.normalize(mean, dim=1).cpu() * mean.shape[1] ** 0.5)
         return torch.cat(out)
 
 
