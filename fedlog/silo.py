@@ -81,6 +81,11 @@ class PreparedSilo:
     def parser_path(self) -> Path:
         return Path(self.state_dir) / "parser.pkl"
 
+    @property
+    def templates(self) -> dict[str, str]:
+        """The parser's event id -> template map (client-local, for detectors that embed text)."""
+        return json.loads((Path(self.state_dir) / "templates.json").read_text())
+
     def describe(self) -> dict:
         parts = {
             name: {"windows": len(ws), "anomalous": sum(w.label == 1 for w in ws)}

@@ -21,6 +21,46 @@ TINY_FASTLOGAD = {
 }
 
 
+# LogGAN and GANFL small enough for CPU tests. GANFL's BERT is a tiny random one built from a
+# BertConfig (never downloaded): the session fixture ``tiny_bert`` fills in its directory.
+TINY_LOGGAN = {
+    "loggan.embed": 16,
+    "loggan.hidden": 16,
+    "loggan.noise": 8,
+    "loggan.buckets": 512,
+    "loggan.passes": 10,
+}
+TINY_GANFL = {
+    "ganfl.bert": "",  # set by the tiny_bert fixture
+    "ganfl.seq-len": 16,
+    "ganfl.hidden": 32,
+    "ganfl.gan-hidden": 64,
+    "ganfl.gan-steps": 20,
+}
+TINY_DETECTORS = {"fastlogad": TINY_FASTLOGAD, "loggan": TINY_LOGGAN, "ganfl": TINY_GANFL}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def tiny_bert(tmp_path_factory) -> Path:
+    """A 2-layer, hidden-32 BERT with a character-level WordPiece vocabulary, saved like a
+    pretrained checkpoint, so GANFL loads it through the same local-directory path as real weights."""
+    import torch
+    from transformers import BertConfig, BertModel, BertTokenizer
+
+    path = tmp_path_factory.mktemp("tiny-bert")
+    chars = list("abcdefghijklmnopqrstuvwxyz0123456789")
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + chars + [f"##{c}" for c in chars] + list("<>*/:.,-_=[]()#")
+    (path / "vocab.txt").write_text("\n".join(vocab) + "\n")
+    BertTokenizer(str(path / "vocab.txt")).save_pretrained(path)
+    torch.manual_seed(0)  # the same tiny weights every session
+    config = BertConfig(
+        vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64
+    )
+    BertModel(config).save_pretrained(path)
+    TINY_GANFL["ganfl.bert"] = str(path)
+    return path
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     if not SHARED_DATA.is_dir():

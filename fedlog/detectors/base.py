@@ -86,6 +86,10 @@ class Detector(ABC):
             raise ValueError("no normal windows to set a threshold on")
         return robust_quantile(self.score(normal), self.params.threshold_quantile)
 
+    def use_templates(self, templates: Mapping[str, str]) -> None:  # noqa: B027  (a no-op unless needed)
+        """The client's own event id -> template map, for detectors that read template text
+        (GANFL embeds it). Called by the client that owns the silo; templates never leave it."""
+
     def line_scores(self, windows: Sequence[Window]) -> list[np.ndarray]:
         """How much each event (hence each raw line) of a window pushes its score up, so an alert
         can point at lines. Default: occlusion, the window's score minus its score without that
