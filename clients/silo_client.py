@@ -31,6 +31,7 @@ class SiloClient:
     def build(cls, settings: RunSettings, source: SiloSource, state_dir: Path | None = None) -> SiloClient:
         silo = prepare_silo(source, settings.split, federation_key(), state_dir)
         detector = build_detector(settings.detector, settings.detector_config(), settings.seed)
+        detector.attach(Path(silo.state_dir), silo.split)
         log.info("silo %s ready: %s", source.fmt, silo.describe()["split"])
         return cls(source.fmt, silo, detector)
 

@@ -1,6 +1,9 @@
 """Detectors: one base class, a registry, one module per family."""
 
-from fedlog.detectors import fastlogad  # noqa: F401  (registers itself)
+from fedlog.detectors import (
+    distilbert,  # noqa: F401  (registers itself)
+    fastlogad,  # noqa: F401  (registers itself)
+)
 from fedlog.detectors.base import DETECTORS, Detector, build_detector
 
 __all__ = ["DETECTORS", "Detector", "build_detector"]
