@@ -106,6 +106,41 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0 if passed else 1
 
 
+def cmd_explain(args: argparse.Namespace) -> int:
+    """Local root cause: SHAP on this client's windows with the global model, its own templates."""
+    from fedlog.config import RunSettings
+    from fedlog.detectors import build_detector
+    from fedlog.explain.rootcause import format_table, root_causes
+    from fedlog.explain.shap_ids import explain_split
+    from fedlog.parse.hashing import federation_key
+    from fedlog.rundir import RunDirectory
+    from fedlog.silo import prepare_silo
+
+    config = resolved_config(args)
+    settings = RunSettings.from_flat(config)
+    source = settings.silo_source(args.silo or settings.silo_entries[0])
+    silo = prepare_silo(source, settings.split, federation_key())
+    run, sep, round_text = args.params.rpartition(":")
+    if not (sep and round_text.isdigit()):
+        run = args.params
+        rounds = sorted(Path(run).expanduser().glob("params/round-*.pt"))
+        if not rounds:
+            raise ValueError(f"{run}: no params/round-*.pt (expected a run directory, optionally :ROUND)")
+        round_text = rounds[-1].stem.removeprefix("round-")
+    round_idx, state, _ = RunDirectory.load_round(f"{run}:{int(round_text)}")
+    detector = build_detector(settings.detector, settings.detector_config(), settings.seed)
+    detector.attach(Path(silo.state_dir), silo.split)
+    detector.load_state(state)
+    samples = args.samples or int(config["explain.samples"])
+    top_n = args.top_n or int(config["explain.top-n"])
+    explanation, windows = explain_split(detector, silo.split, samples, top_n, settings.seed)
+    causes = root_causes(silo, explanation, windows, detector.score(windows).tolist())
+    print(f"{source.fmt} silo {source.path}: {settings.detector} after round {round_idx} of {run}")
+    print(f"SHAP (Partition) on {explanation.samples} test windows; top {len(causes)} event ids by mean |SHAP|\n")
+    print(format_table(causes))
+    return 0
+
+
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", action="append", help="configs/*.toml overlay (repeatable)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override one run-config key")
@@ -131,6 +166,14 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--out", default="runs", help="where the comparison directory goes")
     compare.add_argument("--set", action="append", metavar="KEY=VALUE", help="override one run-config key")
     compare.set_defaults(func=cmd_compare)
+
+    explain = sub.add_parser("explain", help="a client's top SHAP event ids with its own templates (local only)")
+    _common(explain)
+    explain.add_argument("--params", required=True, help="RUN_DIR[:ROUND] with the global parameters (default: last)")
+    explain.add_argument("--silo", default="", help="FORMAT=PATH (default: the first silo of data.silos)")
+    explain.add_argument("--samples", type=int, default=0, help="windows to explain (default: explain.samples)")
+    explain.add_argument("--top-n", type=int, default=0, help="ids to show (default: explain.top-n)")
+    explain.set_defaults(func=cmd_explain)
 
     bench = sub.add_parser("bench", help="benchmarks that print figures")
     bench_sub = bench.add_subparsers(dest="bench", required=True)

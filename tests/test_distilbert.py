@@ -13,6 +13,7 @@ import torch
 from conftest import TINY_DISTILBERT
 from matplotlib.image import imread
 
+from fedlog.cli import main
 from fedlog.data.records import NORMAL
 from fedlog.detectors import build_detector
 from fedlog.detectors.distilbert import _TEACHERS
@@ -182,3 +183,20 @@ def test_client_without_labelled_anomalies_trains_without_a_teacher(planted) -> 
     assert stats["teacher"] == 0.0 and stats["kd"] == 0.0 and np.isfinite(stats["ce"])
     metrics = det.evaluate_split(split)
     assert np.isnan(metrics["teacher-f1"]) and 0.0 <= metrics["recall"] <= 1.0
+
+
+def test_fedlog_explain_prints_the_planted_template_with_a_raw_line(planted, trained, tmp_path, monkeypatch, capsys):
+    silo, _, planted_id = planted
+    det, _ = trained
+    (tmp_path / "run" / "params").mkdir(parents=True)
+    torch.save(det.state(), tmp_path / "run" / "params" / "round-003.pt")
+    monkeypatch.setenv("FEDLOG_FEDERATION_KEY", "test-key")
+    args = ["explain", "--params", str(tmp_path / "run"), "--silo", f"hdfs={silo.sources[0]}", "--samples", "12"]
+    args += ["--top-n", "3", "--set", "detector=distilbert", "--set", "split.train-fraction=0.6"]
+    args += ["--set", "split.val-fraction=0.2"] + [a for k, v in TINY_DISTILBERT.items() for a in ("--set", f"{k}={v}")]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    first_row = next(line for line in out.splitlines() if line.startswith("| 1 |"))
+    assert planted_id in first_row and PLANTED in first_row
+    example = next(line for line in out.splitlines() if line.strip().startswith(planted_id))
+    assert "HDFS.log:" in example and PLANTED in example
