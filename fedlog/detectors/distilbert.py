@@ -352,7 +352,8 @@ class DistilBert(Detector):
     # -- inference ----------------------------------------------------------------------------
 
     @torch.no_grad()
-    def _probabilities(self, model: nn.Module, windows: Sequence[Window]) -> np.ndarray:
+    def probabilities(self, model: nn.Module, windows: Sequence[Window]) -> np.ndarray:
+        """Anomaly probability per window under ``model`` (the student, the teacher, a quantized copy)."""
         if not windows:
             return np.zeros(0)
         chunks, owner = self._chunks(windows)
@@ -369,7 +370,7 @@ class DistilBert(Detector):
 
     def score(self, windows: Sequence[Window]) -> np.ndarray:
         """The student's anomaly probability (of the window's most anomalous chunk)."""
-        return self._probabilities(self._student, windows)
+        return self.probabilities(self._student, windows)
 
     def teacher_metrics(self, split: Split) -> dict[str, float]:
         """The teacher's test figures at its own label-free threshold (q of validation-normal
@@ -380,8 +381,8 @@ class DistilBert(Detector):
                 self._teacher_eval = dict.fromkeys(TEACHER_METRICS, math.nan)
             else:
                 normal = [w for w in split.val if w.label == NORMAL] or [w for w in split.train if w.label == NORMAL]
-                threshold = robust_quantile(self._probabilities(teacher.model, normal), self.params.threshold_quantile)
-                scores = self._probabilities(teacher.model, split.test)
+                threshold = robust_quantile(self.probabilities(teacher.model, normal), self.params.threshold_quantile)
+                scores = self.probabilities(teacher.model, split.test)
                 metrics = detection_metrics([w.label for w in split.test], scores, threshold)
                 self._teacher_eval = {k: float(metrics[k]) for k in TEACHER_METRICS}
         return {TEACHER_PREFIX + k: v for k, v in self._teacher_eval.items()}
