@@ -72,7 +72,7 @@ def peak_training_bytes(model: nn.Module, tokens: torch.Tensor, attention: torch
 
 def _f1(det: DistilBert, model: nn.Module, split: Split, quantile: float) -> dict[str, float]:
     normal = [w for w in split.val if w.label == NORMAL]
-    threshold = robust_quantile(det.probabilities(model, normal), quantile)
+    threshold = max(robust_quantile(det.probabilities(model, normal), quantile), det.params.threshold_floor)
     scores = det.probabilities(model, split.test)
     m = detection_metrics([w.label for w in split.test], scores, threshold)
     return {k: float(m[k]) for k in ("precision", "recall", "f1")}
