@@ -27,8 +27,6 @@ from flwr.app import ArrayRecord
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from fedlog.data.records import NORMAL
-from fedlog.detectors.base import robust_quantile
 from fedlog.detectors.distilbert import DistilBert
 from fedlog.metrics import detection_metrics
 from fedlog.windows import Split, Window
@@ -70,9 +68,8 @@ def peak_training_bytes(model: nn.Module, tokens: torch.Tensor, attention: torch
     return int(peak + sum(p.numel() * p.element_size() for p in model.parameters()))
 
 
-def _f1(det: DistilBert, model: nn.Module, split: Split, quantile: float) -> dict[str, float]:
-    normal = [w for w in split.val if w.label == NORMAL]
-    threshold = max(robust_quantile(det.probabilities(model, normal), quantile), det.params.threshold_floor)
+def _f1(det: DistilBert, model: nn.Module, split: Split) -> dict[str, float]:
+    threshold = det._threshold_of(model, split.val, split.train)
     scores = det.probabilities(model, split.test)
     m = detection_metrics([w.label for w in split.test], scores, threshold)
     return {k: float(m[k]) for k in ("precision", "recall", "f1")}
@@ -126,7 +123,7 @@ def efficiency_rows(det: DistilBert, split: Split, windows: Sequence[Window], ba
                 "windows_per_s": throughput,
                 "bytes_per_round": ArrayRecord({k: v.cpu() for k, v in reference.state_dict().items()}).count_bytes(),
             }
-            | _f1(det, model, split, det.params.threshold_quantile)
+            | _f1(det, model, split)
         )
     return rows
 

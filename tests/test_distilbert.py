@@ -18,6 +18,7 @@ from fedlog.data.records import NORMAL
 from fedlog.detectors import build_detector
 from fedlog.detectors.distilbert import _TEACHERS
 from fedlog.detectors.distill import attributions, count_parameters, student_layers
+from fedlog.efficiency import efficiency_rows, format_rows
 from fedlog.explain.plots import FILES, plot_explanations
 from fedlog.explain.shap_ids import explain_split
 from fedlog.silo import SiloSource, prepare_silo
@@ -70,7 +71,7 @@ def trained(planted):
     silo, _, _ = planted
     det = build_detector("distilbert", TINY_DISTILBERT | {"distilbert.teacher-epochs": 6}, seed=0)
     det.attach(silo.parser_path.parent, silo.split)
-    for round_idx in (1, 2, 3):
+    for round_idx in range(1, 6):  # a tiny random-init BERT sits on the class-prior plateau for ~3 rounds
         stats = det.train_round(silo.split.train, round_idx, epochs=2)
     return det, stats
 
@@ -82,7 +83,7 @@ def test_student_learns_the_planted_anomaly_from_the_teacher(planted, trained) -
     metrics = det.evaluate_split(silo.split)
     assert metrics["teacher-f1"] > 0.9, metrics
     assert metrics["f1"] > 0.9, metrics
-    assert det.threshold_source == "validation-normal"
+    assert det.threshold_source == "validation-normal+train-anomalies"
 
 
 def test_planted_template_is_the_top_attribution(planted, trained) -> None:
@@ -108,7 +109,7 @@ def test_plots_are_real_images(planted, trained, tmp_path) -> None:
     det, _ = trained
     explanation, _ = explain_split(det, silo.split, samples=8, top_n=4, seed=1)
     one = decode_record(explanation_record(explanation))
-    merged = merge_explanations({"0:hdfs": one, "1:hdfs": one}, top_n=4) | {"round": 3}
+    merged = merge_explanations({"0:hdfs": one, "1:hdfs": one}, top_n=4) | {"round": 5}
     paths = plot_explanations(merged, tmp_path)
     assert [p.name for p in paths] == list(FILES)
     for path in paths:
@@ -189,7 +190,7 @@ def test_fedlog_explain_prints_the_planted_template_with_a_raw_line(planted, tra
     silo, _, planted_id = planted
     det, _ = trained
     (tmp_path / "run" / "params").mkdir(parents=True)
-    torch.save(det.state(), tmp_path / "run" / "params" / "round-003.pt")
+    torch.save(det.state(), tmp_path / "run" / "params" / "round-005.pt")
     monkeypatch.setenv("FEDLOG_FEDERATION_KEY", "test-key")
     args = ["explain", "--params", str(tmp_path / "run"), "--silo", f"hdfs={silo.sources[0]}", "--samples", "12"]
     args += ["--top-n", "3", "--set", "detector=distilbert", "--set", "split.train-fraction=0.6"]
@@ -200,3 +201,15 @@ def test_fedlog_explain_prints_the_planted_template_with_a_raw_line(planted, tra
     assert planted_id in first_row and PLANTED in first_row
     example = next(line for line in out.splitlines() if line.strip().startswith(planted_id))
     assert "HDFS.log:" in example and PLANTED in example
+
+
+def test_efficiency_rows_compare_teacher_and_student(planted, trained) -> None:
+    silo, _, _ = planted
+    det, _ = trained
+    rows = {r["model"]: r for r in efficiency_rows(det, silo.split, silo.split.test[:60])}
+    teacher, student = rows["teacher"], rows["student"]
+    assert student["parameters"] < teacher["parameters"] and student["bytes_per_round"] < teacher["bytes_per_round"]
+    assert 0 < student["gflops_forward"] < teacher["gflops_forward"]
+    assert student["windows_per_s"] > 0 and student["peak_train_mb"] > 0 and 0 <= student["f1"] <= 1
+    assert rows["student-int8"]["parameters"] == student["parameters"]
+    assert "| student |" in format_rows(list(rows.values()), threads=1)

@@ -34,13 +34,18 @@ says so.
 
 Windows longer than ``max-len - 1`` events are cut into chunks (each with the
 window's label in training); a window scores as its most anomalous chunk.
-Score = the student's anomaly probability. Threshold = the larger of the
-0.99 quantile of validation-normal scores (base class) and
-``threshold-floor`` = 0.5, the boundary the (class-weighted) classifier was
-trained to: a supervised model may squeeze validation normals near 0, and a
-quantile of them then sits far below where later normal traffic scores (on the
-HDFS sample: teacher AUROC 0.997 but precision 0.06 at the bare quantile).
-Neither looks at a label of the evaluated windows.
+Score = the student's anomaly probability. Threshold (``threshold-mode``):
+"quantile" is the base class's 0.99 quantile of validation-normal scores.
+A supervised model squeezes normals near 0, so that quantile sits just above
+the validation normals and later, slightly drifted normal traffic crosses it
+(HDFS sample: teacher AUROC 0.997, precision 0.06). "midpoint" (default) puts
+the threshold halfway between that quantile and the median score of the
+client's *training* anomalies (labels it has already trained on), never below
+the quantile: in the gap the model learnt, and equal to the quantile while the
+model has not separated anything yet. A fixed 0.5 fails the other way: an
+under-trained federated student ranks well (AUROC 0.99) with every
+probability below 0.5. Clients without training anomalies use the quantile.
+No label of an evaluated window is ever used.
 """
 
 from __future__ import annotations
@@ -59,7 +64,7 @@ from torch import nn
 from transformers import BertConfig, BertForSequenceClassification, get_linear_schedule_with_warmup
 
 from fedlog.data.records import ANOMALY, NORMAL
-from fedlog.detectors.base import Detector, register, robust_quantile, seed_everything
+from fedlog.detectors.base import MIN_VAL_NORMAL, Detector, register, robust_quantile, seed_everything
 from fedlog.detectors.distill import attribution_loss, attributions, distil, kd_loss, student_layers
 from fedlog.explain.text import window_text
 from fedlog.metrics import detection_metrics
@@ -95,7 +100,7 @@ class DistilBertParams:
     kd_weight: float = 0.5  # loss = kd * KD + (1 - kd) * CE + attr * attribution
     attr_weight: float = 0.5
     threshold_quantile: float = 0.99
-    threshold_floor: float = 0.5  # the classifier's own decision boundary; the quantile may only raise it
+    threshold_mode: str = "midpoint"  # or "quantile" (q of validation-normal scores, the base class)
 
 
 @dataclass
@@ -386,16 +391,33 @@ class DistilBert(Detector):
             if teacher is None:
                 self._teacher_eval = dict.fromkeys(TEACHER_METRICS, math.nan)
             else:
-                normal = [w for w in split.val if w.label == NORMAL] or [w for w in split.train if w.label == NORMAL]
-                quantile = robust_quantile(self.probabilities(teacher.model, normal), self.params.threshold_quantile)
-                threshold = max(quantile, self.params.threshold_floor)
+                threshold = self._threshold_of(teacher.model, split.val, split.train)
                 scores = self.probabilities(teacher.model, split.test)
                 metrics = detection_metrics([w.label for w in split.test], scores, threshold)
                 self._teacher_eval = {k: float(metrics[k]) for k in TEACHER_METRICS}
         return {TEACHER_PREFIX + k: v for k, v in self._teacher_eval.items()}
 
+    def _threshold_of(self, model: nn.Module, val: Sequence[Window], train: Sequence[Window]) -> float:
+        """``threshold-mode`` for any of our models (student, teacher, quantized student)."""
+        normal = [w for w in val if w.label == NORMAL]
+        self.threshold_source = "validation-normal"
+        if len(normal) < MIN_VAL_NORMAL:
+            normal, self.threshold_source = [w for w in train if w.label == NORMAL], "train-normal"
+        if not normal:
+            raise ValueError("no normal windows to set a threshold on")
+        base = robust_quantile(self.probabilities(model, normal), self.params.threshold_quantile)
+        if self.params.threshold_mode == "quantile":
+            return base
+        if self.params.threshold_mode != "midpoint":
+            raise ValueError(f"unknown distilbert.threshold-mode {self.params.threshold_mode!r}")
+        anomalies = [w for w in train if w.label == ANOMALY]
+        if not anomalies:
+            return base
+        self.threshold_source += "+train-anomalies"
+        return max(base, (base + float(np.median(self.probabilities(model, anomalies)))) / 2)
+
     def threshold(self, val: Sequence[Window], train: Sequence[Window] = ()) -> float:
-        return max(super().threshold(val, train), self.params.threshold_floor)
+        return self._threshold_of(self._student, val, train)
 
     def evaluate_split(self, split: Split) -> dict[str, float]:
         """The student's test figures, plus the (fixed) teacher's for comparison."""

@@ -92,6 +92,9 @@ def _decision(ids, values, base, where: str, path: Path) -> Path:
     start = float(base.mean()) if len(base) else 0.0
     shap.decision_plot(start, values, feature_names=ids, show=False, ignore_warnings=True)
     fig = plt.gcf()
-    fig.axes[0].set_xlabel(f"{SCORE} (from the mean all-masked score, adding each id's SHAP value)")
-    fig.axes[0].set_title(f"How the top event ids build each window's score\n{where}", pad=30)
-    return _save(fig, path)
+    fig.axes[0].set_xlabel(f"{SCORE}: mean all-masked score + each id's SHAP value")
+    fig.suptitle(f"How the top event ids build each window's score\n{where}")
+    fig.tight_layout(rect=(0, 0, 1, 0.97))
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
