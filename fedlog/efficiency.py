@@ -32,40 +32,47 @@ from fedlog.metrics import detection_metrics
 from fedlog.windows import Split, Window
 
 
-def _train_peak_worker(model: nn.Module, tokens: torch.Tensor, attention: torch.Tensor, queue) -> None:
-    torch.set_num_threads(1)
-    labels = torch.zeros(len(tokens), dtype=torch.long)
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+def _train_steps(model: nn.Module, tokens: torch.Tensor, attention: torch.Tensor) -> None:
+    model.train()
+    labels = torch.zeros(len(tokens), dtype=torch.long, device=tokens.device)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-5)
     for _ in range(3):
         loss = nn.functional.cross_entropy(model(input_ids=tokens, attention_mask=attention).logits, labels)
         opt.zero_grad()
         loss.backward()
         opt.step()
-    queue.put((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) * 1024)  # Linux: KiB
 
 
-def peak_training_bytes(model: nn.Module, tokens: torch.Tensor, attention: torch.Tensor) -> int:
+def _peak_worker(models: list[nn.Module], tokens: torch.Tensor, attention: torch.Tensor, queue) -> None:
+    """Models in increasing size: the peak RSS after each, over the same baseline, is that model's
+    peak (a larger model's peak exceeds the smaller ones')."""
+    torch.set_num_threads(1)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peaks = []
+    for model in models:
+        _train_steps(model, tokens, attention)
+        peaks.append((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) * 1024)  # Linux: KiB
+    queue.put(peaks)
+
+
+def peak_training_bytes(models: list[nn.Module], tokens: torch.Tensor, attention: torch.Tensor) -> list[int]:
+    """Peak memory of three AdamW training steps of each model (in increasing size)."""
     if tokens.is_cuda:
-        torch.cuda.reset_peak_memory_stats()
-        start = torch.cuda.memory_allocated()
-        model.train()
-        labels = torch.zeros(len(tokens), dtype=torch.long, device=tokens.device)
-        opt = torch.optim.AdamW(model.parameters(), lr=1e-5)
-        for _ in range(3):
-            loss = nn.functional.cross_entropy(model(input_ids=tokens, attention_mask=attention).logits, labels)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-        return torch.cuda.max_memory_allocated() - start
-    ctx = multiprocessing.get_context("spawn")
+        peaks = []
+        for model in models:
+            torch.cuda.reset_peak_memory_stats()
+            start = torch.cuda.memory_allocated()
+            _train_steps(model, tokens, attention)
+            peaks.append(torch.cuda.max_memory_allocated() - start)
+        return peaks
+    ctx = multiprocessing.get_context("spawn")  # a fresh process: its peak RSS is ours to read
     queue = ctx.Queue()
-    proc = ctx.Process(target=_train_peak_worker, args=(model, tokens, attention, queue))
+    proc = ctx.Process(target=_peak_worker, args=(models, tokens, attention, queue))
     proc.start()
-    peak = queue.get(timeout=600)
+    peaks = queue.get(timeout=900)
     proc.join()
-    # The parameters were already resident before the first step; count them as the paper does.
-    return int(peak + sum(p.numel() * p.element_size() for p in model.parameters()))
+    # The parameters were resident before the first step; count them as the paper does.
+    return [int(p + sum(q.numel() * q.element_size() for q in m.parameters())) for p, m in zip(peaks, models)]
 
 
 def _f1(det: DistilBert, model: nn.Module, split: Split) -> dict[str, float]:
@@ -102,6 +109,7 @@ def efficiency_rows(det: DistilBert, split: Split, windows: Sequence[Window], ba
     one_tokens, one_attention = det._batch(chunks[:1])
     train_chunks, _ = det._chunks(split.train[:batch])
     tokens, attention = det._batch(train_chunks[:batch])
+    peaks = dict(zip(("student", "teacher"), peak_training_bytes([student, teacher.model], tokens, attention)))
     rows = []
     for name, model in models.items():
         with FlopCounterMode(display=False) as counter, torch.no_grad():
@@ -115,7 +123,7 @@ def efficiency_rows(det: DistilBert, split: Split, windows: Sequence[Window], ba
                 "model": name,
                 "parameters": params,
                 "fp32_mb": params * 4 / 2**20,
-                "peak_train_mb": float("nan") if quantized else peak_training_bytes(model, tokens, attention) / 2**20,
+                "peak_train_mb": peaks.get(name, float("nan")) / 2**20,
                 # quantized kernels are invisible to the FLOP counter; int8 MACs are not fp32 FLOPs anyway
                 "gflops_forward": float("nan") if quantized else counter.get_total_flops() / 1e9,
                 "tokens_forward": int(one_tokens.shape[1]),
