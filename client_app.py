@@ -8,6 +8,7 @@ from flwr.clientapp import ClientApp
 from clients.silo_client import SiloClient, client_for
 from fedlog.config import RunSettings
 from strategies.common import SILO_RECORD
+from strategies.explanations import EXPLAIN_FLAG, EXPLANATION_RECORD, explanation_record
 from strategies.quality_softmax import HISTOGRAM_RECORD, histogram_record
 
 app = ClientApp()
@@ -58,4 +59,9 @@ def train(msg: Message, context: Context) -> Message:
 def evaluate(msg: Message, context: Context) -> Message:
     client, partition = _client(context)
     metrics = client.evaluate(msg.content["arrays"].to_torch_state_dict())
-    return _reply(msg, client, partition, metrics, None)
+    reply = _reply(msg, client, partition, metrics, None)
+    if msg.content["config"].get(EXPLAIN_FLAG, False):
+        run = context.run_config
+        explanation = client.explain(int(run["explain.samples"]), int(run["explain.top-n"]), int(run["seed"]))
+        reply.content[EXPLANATION_RECORD] = explanation_record(explanation)
+    return reply

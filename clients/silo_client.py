@@ -15,6 +15,7 @@ import torch
 
 from fedlog.config import RunSettings
 from fedlog.detectors import Detector, build_detector
+from fedlog.explain.shap_ids import IdExplanation, explain_split
 from fedlog.parse.hashing import federation_key
 from fedlog.silo import PreparedSilo, SiloSource, prepare_silo
 
@@ -32,6 +33,7 @@ class SiloClient:
         silo = prepare_silo(source, settings.split, federation_key(), state_dir)
         detector = build_detector(settings.detector, settings.detector_config(), settings.seed)
         detector.use_templates(silo.templates)
+        detector.attach(Path(silo.state_dir), silo.split)
         log.info("silo %s ready: %s", source.fmt, silo.describe()["split"])
         return cls(source.fmt, silo, detector)
 
@@ -58,6 +60,11 @@ class SiloClient:
         if state is not None:
             self.detector.load_state(state)
         return self.detector.evaluate_split(self.silo.split)
+
+    def explain(self, samples: int, top_n: int, seed: int) -> IdExplanation:
+        """SHAP over a label-free sample of test windows, mapped onto the top-N event ids."""
+        explanation, _ = explain_split(self.detector, self.silo.split, samples, top_n, seed)
+        return explanation
 
 
 _CLIENTS: dict[tuple, SiloClient] = {}

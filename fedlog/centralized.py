@@ -31,6 +31,7 @@ def train_centralized(config: Mapping[str, Any], silo: str = "") -> Path:
     prepared = prepare_silo(source, settings.split, federation_key())
     detector = build_detector(settings.detector, settings.detector_config(), settings.seed)
     detector.use_templates(prepared.templates)
+    detector.attach(Path(prepared.state_dir), prepared.split)
     metrics: dict[str, float] = {}
     for round_idx in range(1, settings.num_rounds + 1):
         started = time.time()

@@ -173,6 +173,79 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0 if passed else 1
 
 
+def _global_parameters(spec: str) -> tuple[str, int, dict]:
+    """``RUN_DIR[:ROUND]`` -> (run dir, round, global parameters); the last round by default."""
+    from fedlog.rundir import RunDirectory
+
+    run, sep, round_text = spec.rpartition(":")
+    if not (sep and round_text.isdigit()):
+        run = spec
+        rounds = sorted(Path(run).expanduser().glob("params/round-*.pt"))
+        if not rounds:
+            raise ValueError(f"{run}: no params/round-*.pt (expected a run directory, optionally :ROUND)")
+        round_text = rounds[-1].stem.removeprefix("round-")
+    round_idx, state, _ = RunDirectory.load_round(f"{run}:{int(round_text)}")
+    return run, round_idx, state
+
+
+def cmd_bench_infer(args: argparse.Namespace) -> int:
+    import torch
+
+    from fedlog.config import RunSettings
+    from fedlog.detectors import build_detector
+    from fedlog.efficiency import efficiency_rows, format_rows
+    from fedlog.parse.hashing import federation_key
+    from fedlog.silo import prepare_silo
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    config = resolved_config(args) | {"detector": "distilbert"}
+    settings = RunSettings.from_flat(config)
+    source = settings.silo_source(args.silo)
+    silo = prepare_silo(source, settings.split, federation_key())
+    detector = build_detector("distilbert", settings.detector_config(), settings.seed)
+    detector.attach(Path(silo.state_dir), silo.split)
+    if args.params:
+        run, round_idx, state = _global_parameters(args.params)
+        detector.load_state(state)
+        origin = f"global student after round {round_idx} of {run}"
+    else:
+        for round_idx in range(1, settings.num_rounds + 1):
+            detector.train_round(silo.split.train, round_idx, settings.local_epochs)
+        origin = f"student distilled locally for {settings.num_rounds} x {settings.local_epochs} epoch(s)"
+    windows = silo.split.test[: args.windows] if args.windows else silo.split.test
+    print(f"{source.fmt} silo {source.path}: {len(windows)} test windows; {origin}; device {detector.device}")
+    print(format_rows(efficiency_rows(detector, silo.split, windows), torch.get_num_threads()))
+    return 0
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    """Local root cause: SHAP on this client's windows with the global model, its own templates."""
+    from fedlog.config import RunSettings
+    from fedlog.detectors import build_detector
+    from fedlog.explain.rootcause import format_table, root_causes
+    from fedlog.explain.shap_ids import explain_split
+    from fedlog.parse.hashing import federation_key
+    from fedlog.silo import prepare_silo
+
+    config = resolved_config(args)
+    settings = RunSettings.from_flat(config)
+    source = settings.silo_source(args.silo or settings.silo_entries[0])
+    silo = prepare_silo(source, settings.split, federation_key())
+    run, round_idx, state = _global_parameters(args.params)
+    detector = build_detector(settings.detector, settings.detector_config(), settings.seed)
+    detector.attach(Path(silo.state_dir), silo.split)
+    detector.load_state(state)
+    samples = args.samples or int(config["explain.samples"])
+    top_n = args.top_n or int(config["explain.top-n"])
+    explanation, windows = explain_split(detector, silo.split, samples, top_n, settings.seed)
+    causes = root_causes(silo, explanation, windows, detector.score(windows).tolist())
+    print(f"{source.fmt} silo {source.path}: {settings.detector} after round {round_idx} of {run}")
+    print(f"SHAP (Partition) on {explanation.samples} test windows; top {len(causes)} event ids by mean |SHAP|\n")
+    print(format_table(causes))
+    return 0
+
+
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", action="append", help="configs/*.toml overlay (repeatable)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override one run-config key")
@@ -215,6 +288,13 @@ def build_parser() -> argparse.ArgumentParser:
     detect.add_argument("--poll", type=float, default=0.2, help="with --follow: seconds between reads")
     detect.add_argument("--idle", type=float, default=2.0, help="with --follow: seconds after which a session ends")
     detect.set_defaults(func=cmd_detect)
+    explain = sub.add_parser("explain", help="a client's top SHAP event ids with its own templates (local only)")
+    _common(explain)
+    explain.add_argument("--params", required=True, help="RUN_DIR[:ROUND] with the global parameters (default: last)")
+    explain.add_argument("--silo", default="", help="FORMAT=PATH (default: the first silo of data.silos)")
+    explain.add_argument("--samples", type=int, default=0, help="windows to explain (default: explain.samples)")
+    explain.add_argument("--top-n", type=int, default=0, help="ids to show (default: explain.top-n)")
+    explain.set_defaults(func=cmd_explain)
 
     bench = sub.add_parser("bench", help="benchmarks that print figures")
     bench_sub = bench.add_subparsers(dest="bench", required=True)
@@ -232,6 +312,13 @@ def build_parser() -> argparse.ArgumentParser:
     agg.add_argument("--clients", default="4,2,8,16")
     agg.add_argument("--repeats", type=int, default=3)
     agg.set_defaults(func=cmd_bench_aggregate)
+    infer = bench_sub.add_parser("infer", help="distilbert teacher vs student: size, FLOPs, memory, latency, F1")
+    _common(infer)
+    infer.add_argument("--silo", default=f"hdfs={APP_DIR.parent / 'shared/data/hdfs/HDFS_2pct.log'}")
+    infer.add_argument("--params", default="", help="RUN_DIR[:ROUND]: the federated student (default: distil here)")
+    infer.add_argument("--windows", type=int, default=0, help="test windows to time (default: all)")
+    infer.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
+    infer.set_defaults(func=cmd_bench_infer)
     return parser
 
 

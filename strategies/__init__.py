@@ -13,6 +13,7 @@ from flwr.serverapp.strategy import FedAdam, FedAvg, FedProx
 
 from fedlog.rundir import RunDirectory
 from strategies.common import RobustMixin
+from strategies.explanations import ExplanationMixin
 from strategies.fedgradtrace import FedGradTrace
 from strategies.quality_softmax import QualitySoftmax
 from strategies.recording import RecordingMixin
@@ -52,9 +53,13 @@ def build_strategy(
         raise KeyError(f"unknown strategy {name!r}; choose one of {', '.join(STRATEGIES)}")
     base, keys = STRATEGIES[name]
     bases = (RecordingMixin, base) if issubclass(base, RobustMixin) else (RecordingMixin, RobustMixin, base)
+    bases = (bases[0], ExplanationMixin, *bases[1:])
     cls = type(f"Recording{base.__name__}", bases, {})
     strategy = cls(**kwargs, **_params(config, name, keys))
     strategy.round_offset = round_offset
     strategy.node_timeout = node_timeout
     strategy.setup_recording(run)
+    strategy.explain_every = int(config.get("explain.every", 0))
+    strategy.explain_top_n = int(config.get("explain.top-n", 10))
+    strategy.total_rounds = int(config.get("num-server-rounds", 0))
     return strategy

@@ -20,6 +20,22 @@ TINY_FASTLOGAD = {
     "fastlogad.batch-size": 32,
 }
 
+# A distilled BERT small enough for CPU tests: teacher 2 layers of hidden 32, student 1 layer.
+TINY_DISTILBERT = {
+    "distilbert.hidden": 32,
+    "distilbert.layers": 2,
+    "distilbert.heads": 2,
+    "distilbert.ffn": 64,
+    "distilbert.buckets": 512,
+    "distilbert.max-len": 32,
+    "distilbert.teacher-lr": 0.003,
+    "distilbert.lr": 0.003,
+    "distilbert.batch-size": 16,
+}
+
+# Every detector's tiny test configuration, for tests parametrized over detectors.
+TINY_DETECTORS = {"fastlogad": TINY_FASTLOGAD, "distilbert": TINY_DISTILBERT}
+
 
 # LogGAN and GANFL small enough for CPU tests. GANFL's BERT is a tiny random one built from a
 # BertConfig (never downloaded): the session fixture ``tiny_bert`` fills in its directory.

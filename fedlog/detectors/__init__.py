@@ -1,6 +1,7 @@
 """Detectors: one base class, a registry, one module per family."""
 
 from fedlog.detectors import (
+    distilbert,  # noqa: F401  (registers itself)
     fastlogad,  # noqa: F401  (registers itself)
     ganfl,  # noqa: F401  (registers itself)
     loggan,  # noqa: F401  (registers itself)

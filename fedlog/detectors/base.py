@@ -12,6 +12,7 @@ import dataclasses
 import random
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -62,6 +63,10 @@ class Detector(ABC):
     @abstractmethod
     def module(self) -> torch.nn.Module:
         """Everything the federation averages."""
+
+    def attach(self, state_dir: Path, split: Split) -> None:  # noqa: B027 (an optional hook)
+        """Client-local context before training: the silo's state directory (for caches that never
+        leave the client) and its split. Default: unused."""
 
     @abstractmethod
     def train_round(self, train: Sequence[Window], round_idx: int, epochs: int) -> dict[str, float]:
