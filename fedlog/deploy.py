@@ -17,7 +17,7 @@ import ipaddress
 import re
 import secrets
 import shlex
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,7 +72,9 @@ def _write(path: Path, data: bytes, private: bool) -> None:
 
 
 def _pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
 
 
 def _san(host: str) -> x509.GeneralName:
@@ -83,7 +85,9 @@ def _san(host: str) -> x509.GeneralName:
 
 
 def _name(common_name: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "fedlog"), x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    return x509.Name(
+        [x509.NameAttribute(NameOID.ORGANIZATION_NAME, "fedlog"), x509.NameAttribute(NameOID.COMMON_NAME, common_name)]
+    )
 
 
 def make_ca(paths: CertPaths) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
@@ -127,9 +131,7 @@ def make_server_cert(
         .add_extension(x509.SubjectAlternativeName([_san(h) for h in names]), critical=False)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
-        )
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
         .sign(ca_key, hashes.SHA384())
     )
     _write(paths.server_cert, cert.public_bytes(serialization.Encoding.PEM), private=False)
@@ -184,14 +186,20 @@ def superlink_command(
     ]
 
 
-def node_config(silo: str, partition: int | None = None) -> str:
-    """``--node-config`` value: the SuperNode's own ``format=path`` silo (client_app.py reads ``silo``)."""
+def _quote(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def node_config(silo: str, partition: int | None = None, extra: Mapping[str, str] | None = None) -> str:
+    """``--node-config`` value: the SuperNode's own ``format=path`` silo (client_app.py reads ``silo``);
+    ``partition-id`` only numbers the silo in the run records."""
     if "=" not in silo:
         raise ValueError(f"--silo expects FORMAT=PATH, got {silo!r}")
-    value = silo.replace("\\", "\\\\").replace('"', '\\"')
-    config = f'silo="{value}"'
+    config = f"silo={_quote(silo)}"
     if partition is not None:
         config += f" partition-id={partition}"
+    for key, value in (extra or {}).items():
+        config += f" {key}={_quote(value)}"
     return config
 
 
@@ -204,6 +212,7 @@ def supernode_command(
     clientapp_port: int = 9094,
     private_key: Path | None = None,
     max_wait_time: float | None = None,
+    extra_config: Mapping[str, str] | None = None,
 ) -> list[str]:
     """``flower-supernode`` for one silo: verifies the SuperLink with the CA and signs in with its key."""
     cmd = [
@@ -211,7 +220,7 @@ def supernode_command(
         "--superlink",
         superlink,
         "--node-config",
-        node_config(silo, partition),
+        node_config(silo, partition, extra_config),
         "--port",
         str(clientapp_port),  # the local ClientApp runtime; one per SuperNode on a shared host
     ]

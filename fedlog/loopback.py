@@ -147,9 +147,20 @@ class LoopbackFederation:
         nodes = json.loads(reply).get("nodes", [])
         return sorted(int(n["node-id"]) for n in nodes if str(n.get("status", "")).lower() == "online")
 
-    def add_supernode(self, name: str, silo: str, private_key: Path | None = None, **kwargs: Any) -> Process:
+    def add_supernode(
+        self, name: str, silo: str, private_key: Path | None = None, insecure: bool = False, **kwargs: Any
+    ) -> Process:
+        """A SuperNode with the key pair ``name`` (see ``register``); ``insecure``: no TLS, no key."""
+        partition = sum(p.name.startswith("supernode-") for p in self.processes)
         cmd = deploy.supernode_command(
-            self.address, silo, self.certs, name=name, clientapp_port=free_port(), private_key=private_key, **kwargs
+            self.address,
+            silo,
+            None if insecure else self.certs,
+            name=name,
+            partition=partition,
+            clientapp_port=free_port(),
+            private_key=private_key,
+            **kwargs,
         )
         return self._spawn(f"supernode-{name}", cmd, self._home(f"supernode-{name}"))
 
