@@ -80,8 +80,8 @@ class LoopbackFederation:
     def __enter__(self) -> LoopbackFederation:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        self.close(keep=exc_type is not None)  # logs stay for a post-mortem when something failed
 
     def _home(self, name: str) -> Path:
         path = self.root / "homes" / name

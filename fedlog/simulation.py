@@ -77,8 +77,13 @@ def run_simulation(
     cpus_per_client: float = 1.0,
     timeout: float = 3600,
     stream: bool = True,
+    kill_after_round: int = 0,
 ) -> SimulationResult:
-    """Start a private SuperLink, ``flwr run`` the app on it, stop it; return the run directory."""
+    """Start a private SuperLink, ``flwr run`` the app on it, stop it; return the run directory.
+
+    ``kill_after_round=r`` (fault drill): SIGKILL the SuperLink and the ServerApp as soon as round r is
+    reported, leaving a half-finished run directory for ``resume-from``.
+    """
     flwr_home = Path(tempfile.mkdtemp(prefix="fedlog-flwr-"))
     port = free_port()  # one HTTP port serves the Control, Fleet and Runtime APIs
     env = os.environ | QUIET_ENV | {"FLWR_HOME": str(flwr_home)}
@@ -131,6 +136,10 @@ def run_simulation(
             if time.time() - started > timeout:
                 proc.kill()
                 raise SimulationError(f"simulation exceeded {timeout} s")
+            if kill_after_round and line.startswith(f"[fedlog] round {kill_after_round}:"):
+                _stop(link, signal.SIGKILL)
+                proc.kill()
+                break
         proc.wait()
     finally:
         _stop(link)
@@ -140,7 +149,7 @@ def run_simulation(
     if match is None:
         raise SimulationError("the ServerApp never created a run directory:\n" + log[-4000:])
     run_dir = Path(match.group(1))
-    if not (run_dir / "summary.json").exists():
+    if not kill_after_round and not (run_dir / "summary.json").exists():
         raise SimulationError(f"run did not complete (no {run_dir / 'summary.json'}):\n" + log[-4000:])
     return SimulationResult(run_dir, log, time.time() - started)
 
@@ -158,10 +167,10 @@ def _wait_for_port(port: int, proc: subprocess.Popen, log_file: Path, timeout: f
     raise SimulationError(f"flower-superlink did not open port {port} within {timeout} s")
 
 
-def _stop(proc: subprocess.Popen) -> None:
+def _stop(proc: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
     """Stop the SuperLink and its process group (the ServerApp and Ray workers it spawned)."""
     try:
-        os.killpg(proc.pid, signal.SIGTERM)
+        os.killpg(proc.pid, sig)
         proc.wait(timeout=20)
     except (ProcessLookupError, subprocess.TimeoutExpired):
         with contextlib.suppress(ProcessLookupError):

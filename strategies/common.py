@@ -24,6 +24,8 @@ SILO_RECORD = "silo"  # ConfigRecord in replies: {"format": ..., "partition": ..
 
 
 def silo_name(msg: Message) -> str:
+    if not msg.has_content():  # an error reply (e.g. the SuperLink's "node unavailable") has no content
+        return f"node-{msg.metadata.src_node_id}"
     info = msg.content.config_records.get(SILO_RECORD)
     if info is None:
         return f"node-{msg.metadata.src_node_id}"

@@ -20,7 +20,7 @@ NO_REPLY = "no reply within round-timeout"
 
 
 def reply_bytes(msg: Message) -> int:
-    return sum(record.count_bytes() for record in msg.content.values())
+    return sum(record.count_bytes() for record in msg.content.values()) if msg.has_content() else 0
 
 
 class RecordingMixin:

@@ -20,6 +20,10 @@ TINY_FASTLOGAD = {
     "fastlogad.batch-size": 32,
 }
 
+# Every detector in a form small enough for CPU tests (run-config keys); tests that must cover all
+# detectors (the privacy capture) parametrize over this dict.
+TINY_DETECTORS = {"fastlogad": TINY_FASTLOGAD}
+
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:

@@ -13,6 +13,7 @@ import csv
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 from fedlog.data.records import ANOMALY, NORMAL, LoadReport, LogRecord, SiloLog
 
@@ -29,14 +30,26 @@ class SiloError(ValueError):
     """Input that cannot be loaded at all (missing, empty, wrong format)."""
 
 
+def _bounded_lines(handle: BinaryIO) -> Iterator[bytes | None]:
+    """Physical lines, each read with at most MAX_LINE_BYTES + 1 bytes in memory; a longer line is
+    consumed in chunks and yielded as None, so a gigabyte without a newline cannot exhaust memory."""
+    while raw := handle.readline(MAX_LINE_BYTES + 1):
+        if len(raw) <= MAX_LINE_BYTES or raw.endswith(b"\n"):
+            yield raw
+            continue
+        while (rest := handle.readline(MAX_LINE_BYTES)) and not rest.endswith(b"\n"):
+            pass
+        yield None
+
+
 def _lines(path: Path, report: LoadReport) -> Iterator[tuple[int, str]]:
     """Yield (line number, decoded text) of non-blank, decodable, sane-length lines."""
     name = str(path)
     report.files.append(name)
     with path.open("rb") as handle:
-        for lineno, raw in enumerate(handle, start=1):
+        for lineno, raw in enumerate(_bounded_lines(handle), start=1):
             report.lines_read += 1
-            if len(raw) > MAX_LINE_BYTES:
+            if raw is None or len(raw) > MAX_LINE_BYTES:
                 report.skip(name, lineno, f"line longer than {MAX_LINE_BYTES} bytes")
                 continue
             try:
