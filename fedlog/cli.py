@@ -120,7 +120,7 @@ def cmd_certs(args: argparse.Namespace) -> int:
     for name in args.supernode or []:
         print(f"SuperNode {name}: {paths.node_private(name)} (stays on it), {paths.node_public(name)} (register it)")
         print("    " + deploy.shell(deploy.register_command(paths.node_public(name), args.connection)))
-    print(f"\nflwr connection for $FLWR_HOME/config.toml (default ~/.flwr) on the operator's machine:\n")
+    print("\nflwr connection for $FLWR_HOME/config.toml (default ~/.flwr) on the operator's machine:\n")
     print(deploy.connection_toml(args.connection, f"{hosts[0]}:9093", paths))
     return 0
 
