@@ -157,7 +157,41 @@ def cmd_supernode(args: argparse.Namespace) -> int:
     return _exec_or_print(cmd, args, env)
 
 
+def cmd_rehearse(args: argparse.Namespace) -> int:
+    import time
+
+    from fedlog.config import RunSettings
+    from fedlog.loopback import LoopbackFederation
+
+    config = resolved_config(args)
+    entries = RunSettings.from_flat(config).silo_entries
+    config["min-nodes"] = min(int(config["min-nodes"]), len(entries))
+    started = time.time()
+    with LoopbackFederation() as fed:
+        fed.start_superlink()
+        for i, entry in enumerate(entries):
+            fed.register(f"node{i}")
+            fed.add_supernode(f"node{i}", entry)
+        fed.wait_for_nodes(len(entries))
+        ready = time.time()
+        run_dir, _ = fed.run(APP_DIR, config)
+    done = time.time()
+    print(f"\nrun directory: {run_dir}")
+    print(
+        f"deployed with TLS + node auth on loopback, {len(entries)} SuperNodes: federation up in "
+        f"{ready - started:.0f} s, run {done - ready:.0f} s, total {done - started:.0f} s"
+    )
+    print((run_dir / "report.md").read_text())
+    return 0
+
+
 def _deploy_parsers(sub: argparse._SubParsersAction) -> None:
+    rehearse = sub.add_parser(
+        "rehearse", help="the run as a real deployment on this host: SuperLink + one SuperNode per silo, TLS + auth"
+    )
+    _common(rehearse)
+    rehearse.set_defaults(func=cmd_rehearse)
+
     certs = sub.add_parser("certs", help="CA, SuperLink TLS certificate, SuperNode key pairs, federation key")
     certs.add_argument("dir", help="output directory")
     certs.add_argument("--hosts", required=True, help="comma-separated names/IPs the SuperLink is reached at")
