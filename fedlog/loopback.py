@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -24,14 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from fedlog import deploy
-from fedlog.simulation import QUIET_ENV, RUN_DIR_RE, SimulationError, free_port, run_config_arg
+from fedlog.simulation import QUIET_ENV, RUN_DIR_RE, SimulationError, _bin, free_port, run_config_arg
 
 CONNECTION = "fedlog-loopback"
-
-
-def _bin(name: str) -> str:
-    local = Path(sys.executable).parent / name
-    return str(local) if local.exists() else name
 
 
 @dataclass
@@ -207,8 +203,6 @@ class LoopbackFederation:
         return "".join(f"\n--- {p.name} ---\n{p.output()[-chars:]}" for p in self.processes)
 
     def _wait_for_port(self, process: Process, timeout: float) -> None:
-        import socket
-
         deadline = time.time() + timeout
         while time.time() < deadline:
             if not process.alive():
