@@ -158,6 +158,7 @@ def cmd_supernode(args: argparse.Namespace) -> int:
 
 
 def cmd_rehearse(args: argparse.Namespace) -> int:
+    import signal
     import time
 
     from fedlog.config import RunSettings
@@ -166,6 +167,7 @@ def cmd_rehearse(args: argparse.Namespace) -> int:
     config = resolved_config(args)
     entries = RunSettings.from_flat(config).silo_entries
     config["min-nodes"] = min(int(config["min-nodes"]), len(entries))
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unwind: the federation's processes are stopped
     started = time.time()
     with LoopbackFederation() as fed:
         fed.start_superlink()
