@@ -129,12 +129,14 @@ def _exec_or_print(cmd: list[str], args: argparse.Namespace, env: dict[str, str]
     import os
 
     from fedlog import deploy
+    from fedlog.simulation import _bin
 
     prefix = "".join(f"{k}={v} " for k, v in (env or {}).items())
     print(prefix + deploy.shell(cmd), flush=True)
     if args.print_only:
         return 0
-    os.execvpe(cmd[0], cmd, os.environ | (env or {}))  # replaces this process: signals reach Flower directly
+    binary = _bin(cmd[0])  # this environment's Flower, also when it is not on PATH
+    os.execvpe(binary, [binary, *cmd[1:]], os.environ | (env or {}))  # signals then reach Flower directly
 
 
 def cmd_superlink(args: argparse.Namespace) -> int:
