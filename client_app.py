@@ -5,13 +5,15 @@ from __future__ import annotations
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 
+from clients.audit import audit_mod
+from clients.faults import inject_fault
 from clients.silo_client import SiloClient, client_for
 from fedlog.config import RunSettings
 from strategies.common import SILO_RECORD
 from strategies.explanations import EXPLAIN_FLAG, EXPLANATION_RECORD, explanation_record
 from strategies.quality_softmax import HISTOGRAM_RECORD, histogram_record
 
-app = ClientApp()
+app = ClientApp(mods=[audit_mod])  # FEDLOG_AUDIT_DIR: log every reply that leaves
 
 
 def _client(context: Context) -> tuple[SiloClient, int]:
@@ -50,7 +52,10 @@ def train(msg: Message, context: Context) -> Message:
     state = msg.content["arrays"].to_torch_state_dict()
     mu = float(config.get("proximal-mu", 0.0))  # set by FedProx
     stats = client.train(state, int(config["server-round"]), int(config["local-epochs"]), mu)
-    reply = _reply(msg, client, partition, stats, ArrayRecord(client.detector.state()))
+    state = client.detector.state()
+    if "fault" in context.node_config:  # TEST HOOK (clients/faults.py): a deliberately corrupt update
+        state = inject_fault(state, str(context.node_config["fault"]))
+    reply = _reply(msg, client, partition, stats, ArrayRecord(state))
     reply.content[HISTOGRAM_RECORD] = histogram_record(client.histogram)
     return reply
 

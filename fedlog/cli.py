@@ -246,6 +246,126 @@ def cmd_explain(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- deployment (fedlog.deploy): certificates and the Flower command lines -------------------------
+
+
+def cmd_certs(args: argparse.Namespace) -> int:
+    from fedlog import deploy
+
+    hosts = [h.strip() for h in args.hosts.split(",") if h.strip()]
+    paths = deploy.make_certs(Path(args.dir), hosts, args.supernode or [], overwrite=args.overwrite)
+    print(f"CA:                {paths.ca_cert}  (copy to every SuperNode and flwr CLI machine)")
+    print(f"SuperLink cert:    {paths.server_cert} + {paths.server_key}  (SANs: {', '.join(hosts)} + loopback)")
+    print(f"federation key:    {paths.federation_key}  (SuperNodes only, never the SuperLink)")
+    for name in args.supernode or []:
+        print(f"SuperNode {name}: {paths.node_private(name)} (stays on it), {paths.node_public(name)} (register it)")
+        print("    " + deploy.shell(deploy.register_command(paths.node_public(name), args.connection)))
+    print("\nflwr connection for $FLWR_HOME/config.toml (default ~/.flwr) on the operator's machine:\n")
+    print(deploy.connection_toml(args.connection, f"{hosts[0]}:9093", paths))
+    return 0
+
+
+def _exec_or_print(cmd: list[str], args: argparse.Namespace, env: dict[str, str] | None = None) -> int:
+    import os
+
+    from fedlog import deploy
+    from fedlog.simulation import _bin
+
+    prefix = "".join(f"{k}={v} " for k, v in (env or {}).items())
+    print(prefix + deploy.shell(cmd), flush=True)
+    if args.print_only:
+        return 0
+    binary = _bin(cmd[0])  # this environment's Flower, also when it is not on PATH
+    os.execvpe(binary, [binary, *cmd[1:]], os.environ | (env or {}))  # signals then reach Flower directly
+
+
+def cmd_superlink(args: argparse.Namespace) -> int:
+    from fedlog import deploy
+
+    certs = None if args.insecure else deploy.CertPaths(Path(args.certs).resolve())
+    cmd = deploy.superlink_command(certs, host=args.host, port=args.port, database=args.database)
+    return _exec_or_print(cmd, args)
+
+
+def cmd_supernode(args: argparse.Namespace) -> int:
+    from fedlog import deploy
+
+    certs = None if args.insecure else deploy.CertPaths(Path(args.certs).resolve())
+    key = Path(args.key).resolve() if args.key else None
+    cmd = deploy.supernode_command(
+        args.superlink, args.silo, certs, args.name, args.partition, args.clientapp_port, private_key=key
+    )
+    env = {} if certs is None else {"FEDLOG_FEDERATION_KEY_FILE": str(certs.federation_key)}
+    return _exec_or_print(cmd, args, env)
+
+
+def cmd_rehearse(args: argparse.Namespace) -> int:
+    import signal
+    import time
+
+    from fedlog.config import RunSettings
+    from fedlog.loopback import LoopbackFederation
+
+    config = resolved_config(args)
+    entries = RunSettings.from_flat(config).silo_entries
+    config["min-nodes"] = min(int(config["min-nodes"]), len(entries))
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unwind: the federation's processes are stopped
+    started = time.time()
+    with LoopbackFederation() as fed:
+        fed.start_superlink()
+        for i, entry in enumerate(entries):
+            fed.register(f"node{i}")
+            fed.add_supernode(f"node{i}", entry)
+        fed.wait_for_nodes(len(entries))
+        ready = time.time()
+        run_dir, _ = fed.run(APP_DIR, config)
+    done = time.time()
+    print(f"\nrun directory: {run_dir}")
+    print(
+        f"deployed with TLS + node auth on loopback, {len(entries)} SuperNodes: federation up in "
+        f"{ready - started:.0f} s, run {done - ready:.0f} s, total {done - started:.0f} s"
+    )
+    print((run_dir / "report.md").read_text())
+    return 0
+
+
+def _deploy_parsers(sub: argparse._SubParsersAction) -> None:
+    rehearse = sub.add_parser(
+        "rehearse", help="the run as a real deployment on this host: SuperLink + one SuperNode per silo, TLS + auth"
+    )
+    _common(rehearse)
+    rehearse.set_defaults(func=cmd_rehearse)
+
+    certs = sub.add_parser("certs", help="CA, SuperLink TLS certificate, SuperNode key pairs, federation key")
+    certs.add_argument("dir", help="output directory")
+    certs.add_argument("--hosts", required=True, help="comma-separated names/IPs the SuperLink is reached at")
+    certs.add_argument("--supernode", action="append", metavar="NAME", help="a key pair per SuperNode (repeatable)")
+    certs.add_argument("--connection", default="fedlog", help="flwr connection name for the printed commands")
+    certs.add_argument("--overwrite", action="store_true", help="replace an existing CA (re-issue everything)")
+    certs.set_defaults(func=cmd_certs)
+
+    link = sub.add_parser("superlink", help="start flower-superlink with TLS and SuperNode authentication")
+    link.add_argument("--certs", default="certs", help="directory written by `fedlog certs`")
+    link.add_argument("--host", default="0.0.0.0")
+    link.add_argument("--port", type=int, default=9093)
+    link.add_argument("--database", default="superlink.db", help="keeps registered SuperNodes across restarts")
+    link.add_argument("--insecure", action="store_true", help="no TLS, no authentication (trusted networks only)")
+    link.add_argument("--print-only", action="store_true", help="print the command instead of running it")
+    link.set_defaults(func=cmd_superlink)
+
+    node = sub.add_parser("supernode", help="start flower-supernode for one silo (TLS + its key)")
+    node.add_argument("--superlink", required=True, help="HOST:PORT of the SuperLink")
+    node.add_argument("--silo", required=True, help="FORMAT=PATH of this machine's logs")
+    node.add_argument("--name", default="", help="key pair name given to `fedlog certs --supernode`")
+    node.add_argument("--key", default="", help="private key path (default: CERTS/supernodes/NAME.key)")
+    node.add_argument("--certs", default="certs", help="directory with ca.crt (and federation.key)")
+    node.add_argument("--partition", type=int, default=None, help="number shown for this silo in the records")
+    node.add_argument("--clientapp-port", type=int, default=9094)
+    node.add_argument("--insecure", action="store_true", help="no TLS, no authentication (trusted networks only)")
+    node.add_argument("--print-only", action="store_true", help="print the command instead of running it")
+    node.set_defaults(func=cmd_supernode)
+
+
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", action="append", help="configs/*.toml overlay (repeatable)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override one run-config key")
@@ -319,6 +439,7 @@ def build_parser() -> argparse.ArgumentParser:
     infer.add_argument("--windows", type=int, default=0, help="test windows to time (default: all)")
     infer.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
     infer.set_defaults(func=cmd_bench_infer)
+    _deploy_parsers(sub)
     return parser
 
 

@@ -24,6 +24,8 @@ SILO_RECORD = "silo"  # ConfigRecord in replies: {"format": ..., "partition": ..
 
 
 def silo_name(msg: Message) -> str:
+    if not msg.has_content():  # an error reply (e.g. the SuperLink's "node unavailable") has no content
+        return f"node-{msg.metadata.src_node_id}"
     info = msg.content.config_records.get(SILO_RECORD)
     if info is None:
         return f"node-{msg.metadata.src_node_id}"
@@ -115,12 +117,16 @@ class RobustMixin:
                 valid.append(msg)
                 self.decoded[silo_name(msg)] = values
             else:
-                self.rejected[silo_name(msg)] = reason
+                self.rejected[self.who(msg)] = reason
         valid.sort(key=silo_name)
         if len(valid) < max(1, self.min_train_nodes):
             self.rejected["round"] = f"only {len(valid)} usable replies (< min-train-nodes): kept the global model"
             return None, None
         return self._aggregate(server_round, valid, [silo_name(m) for m in valid])
+
+    def who(self, msg: Message) -> str:
+        """The silo a reply speaks for; RecordingMixin also names error replies the SuperLink made up."""
+        return silo_name(msg)
 
     def _aggregate(
         self, server_round: int, replies: list[Message], names: list[str]

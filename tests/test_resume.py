@@ -1,8 +1,10 @@
-"""resume-from: a run stopped after round 2 and resumed ends exactly where an uninterrupted run ends."""
+"""resume-from: a run whose server is killed after round 2 and resumed ends exactly where an uninterrupted
+run ends."""
 
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 import torch
@@ -28,11 +30,16 @@ def test_resume_from_gives_the_uninterrupted_result(tmp_path, state_dir) -> None
         }
     )
 
-    def run(**overrides):
-        return run_simulation(APP_DIR, base | overrides, num_supernodes=2, stream=False, timeout=600).run_dir
+    def run(kill_after_round: int = 0, **overrides):
+        return run_simulation(
+            APP_DIR, base | overrides, num_supernodes=2, stream=False, timeout=600, kill_after_round=kill_after_round
+        ).run_dir
 
     full = run(**{"num-server-rounds": 3})
-    first = run(**{"num-server-rounds": 2})
+    first = run(kill_after_round=2, **{"num-server-rounds": 3})  # SuperLink + ServerApp SIGKILLed after round 2
+    time.sleep(3)
+    assert (first / "params" / "round-002.pt").exists()
+    assert not (first / "params" / "round-003.pt").exists() and not (first / "summary.json").exists()
     resumed = run(**{"num-server-rounds": 3, "resume-from": f"{first}:2"})
 
     expected, got = (torch.load(r / "params" / "round-003.pt") for r in (full, resumed))

@@ -12,8 +12,9 @@ import calendar
 import csv
 import functools
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 from fedlog.data.records import ANOMALY, NORMAL, LoadReport, LogRecord, SiloLog
 
@@ -30,10 +31,23 @@ class SiloError(ValueError):
     """Input that cannot be loaded at all (missing, empty, wrong format)."""
 
 
-def decode_line(raw: bytes, source: str, lineno: int, report: LoadReport) -> str | None:
-    """The text of a raw line, or None when it is counted as blank, too long or undecodable."""
+def _bounded_lines(handle: BinaryIO) -> Iterator[bytes | None]:
+    """Physical lines, each read with at most MAX_LINE_BYTES + 1 bytes in memory; a longer line is
+    consumed in chunks and yielded as None, so a gigabyte without a newline cannot exhaust memory."""
+    while raw := handle.readline(MAX_LINE_BYTES + 1):
+        if len(raw) <= MAX_LINE_BYTES or raw.endswith(b"\n"):
+            yield raw
+            continue
+        while (rest := handle.readline(MAX_LINE_BYTES)) and not rest.endswith(b"\n"):
+            pass
+        yield None
+
+
+def decode_line(raw: bytes | None, source: str, lineno: int, report: LoadReport) -> str | None:
+    """The text of a raw line (None: longer than MAX_LINE_BYTES), or None when it is counted as
+    blank, too long or undecodable."""
     report.lines_read += 1
-    if len(raw) > MAX_LINE_BYTES:
+    if raw is None or len(raw) > MAX_LINE_BYTES:
         report.skip(source, lineno, f"line longer than {MAX_LINE_BYTES} bytes")
         return None
     try:
@@ -166,7 +180,7 @@ class LineReader:
         self._parse = RECORD_PARSERS[fmt]
         self._started: set[str] = set()  # sources that already had a record (for continuations)
 
-    def feed(self, source: str, lineno: int, raw: bytes) -> LogRecord | None:
+    def feed(self, source: str, lineno: int, raw: bytes | None) -> LogRecord | None:
         text = decode_line(raw, source, lineno, self.report)
         if text is None:
             return None
@@ -186,7 +200,7 @@ class LineReader:
             name = str(file)
             self.report.files.append(name)
             with file.open("rb") as handle:
-                for lineno, raw in enumerate(handle, start=1):
+                for lineno, raw in enumerate(_bounded_lines(handle), start=1):
                     record = self.feed(name, lineno, raw)
                     if record is not None:
                         records.append(record)

@@ -1,0 +1,103 @@
+"""Privacy capture: every message the ClientApps send in a real run (audit mod, FEDLOG_AUDIT_DIR) is
+scanned for raw log text, template text and non-hashed tokens. One run per detector in TINY_DETECTORS."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from pathlib import Path
+
+import pytest
+from conftest import TINY_DETECTORS
+
+from fedlog.cli import APP_DIR
+from fedlog.config import default_run_config
+from fedlog.data.loaders import FORMATS, load_silo
+from fedlog.simulation import run_simulation
+
+WINDOW = 20  # no substring of this many characters of any raw line or template may leave a client
+HEX_ID = re.compile(r"^[0-9a-f]{8}$")
+KEY = re.compile(r"^[a-z0-9_.-]{1,40}$")
+BGL = "bgl/BGL_20k_resampled.log"  # varied: hundreds of templates in the first 2000 lines
+MAX_LINES = 2000
+
+
+def _windows(texts) -> set[str]:
+    out = set()
+    for text in texts:
+        for i in range(len(text) - WINDOW + 1):
+            piece = text[i : i + WINDOW]
+            if len(set(piece)) > 3:  # runs like "0000..." or "    " say nothing about a log
+                out.add(piece)
+    return out
+
+
+def _strings(value) -> list[str]:
+    if isinstance(value, dict):
+        if set(value) == {"base64"}:
+            return [base64.b64decode(value["base64"]).decode("latin-1")]
+        return [s for k, v in value.items() for s in [k, *_strings(v)]]
+    if isinstance(value, list):
+        return [s for v in value for s in _strings(v)]
+    return [value] if isinstance(value, str) else []
+
+
+def _used_lines(path: Path) -> list[str]:
+    """The physical lines behind the records the client trains and evaluates on."""
+    lines = path.read_text(errors="replace").splitlines()
+    return [lines[r.lineno - 1] for r in load_silo("bgl", path).records[:MAX_LINES]]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("detector", sorted(TINY_DETECTORS))
+def test_clients_send_no_raw_text_templates_or_plain_tokens(detector, tmp_path, shared_data, monkeypatch) -> None:
+    audit, state = tmp_path / "audit", tmp_path / "state"
+    monkeypatch.setenv("FEDLOG_AUDIT_DIR", str(audit))
+    monkeypatch.setenv("FEDLOG_STATE_DIR", str(state))  # this run's parse caches and templates only
+    config = (
+        default_run_config()
+        | TINY_DETECTORS[detector]
+        | {
+            "detector": detector,
+            "num-server-rounds": 1,
+            "min-nodes": 2,
+            "local-epochs": 1,
+            "data.dir": str(shared_data),
+            "data.silos": f"bgl={BGL}, hdfs=synthetic",
+            "data.max-lines": MAX_LINES,
+            "data.synthetic-scale": 0.2,
+            "output-dir": str(tmp_path / "runs"),
+        }
+    )
+    run_simulation(APP_DIR, config, num_supernodes=2, stream=False, timeout=600)
+
+    views = [json.loads(p.read_text()) for p in sorted(audit.glob("*.json"))]
+    assert len({(v["message_type"], v["node_id"]) for v in views}) == 4  # train + evaluate, 2 nodes
+    files = list(state.rglob("templates.json"))
+    templates = [t for f in files for t in json.loads(f.read_text()).values()]
+    assert len(files) == 2 and len(templates) > 20
+    raw = _used_lines(shared_data / BGL) + [
+        line for f in state.glob("synthetic/*/hdfs/*") if f.is_file() for line in f.read_text().splitlines()
+    ]
+    assert len(raw) > MAX_LINES
+    forbidden = _windows(raw) | _windows(templates)
+
+    captured = [s for v in views for s in _strings(v)]
+    captured += [p.read_bytes().decode("latin-1") for p in audit.glob("*.bin")]
+    for text in captured:
+        leaks = {text[i : i + WINDOW] for i in range(len(text) - WINDOW + 1)} & forbidden
+        assert not leaks, f"raw log text left a client: {sorted(leaks)[:3]}"
+        assert text not in templates
+    for view in views:
+        assert "error" not in view, view["error"]
+        for name, record in view["records"].items():
+            assert KEY.match(name)
+            if record["type"] == "ConfigRecord":
+                for key, value in record["items"].items():
+                    assert KEY.match(key) or HEX_ID.match(key), key
+                    for item in value if isinstance(value, list) else [value]:
+                        ok = isinstance(item, int | float) or HEX_ID.match(item) or item in FORMATS
+                        assert ok, f"{name}.{key}: {item!r} is neither a hashed id, a number nor a format name"
+            elif record["type"] == "MetricRecord":
+                assert all(isinstance(v, int | float | list) for v in record["items"].values())
