@@ -131,6 +131,8 @@ class Scorer:
             raise ValueError(f"--silo {entry!r} is a {source.fmt} silo, but --format is {fmt}")
         prepared = prepare_silo(source, settings.split, federation_key(), state_dir)
         parser = EventParser.load(prepared.parser_path, federation_key())
+        detector.use_templates(prepared.templates)  # the hooks a client calls before training
+        detector.attach(Path(prepared.state_dir), prepared.split)
         own = detector.threshold(prepared.split.val, prepared.split.train)  # also rebuilds client-local state
         recorded = _recorded_threshold(run_dir, round_idx, fmt)
         threshold = own if recorded is None else recorded
@@ -160,6 +162,7 @@ class Scorer:
         if self.parser is None:
             self.parser = EventParser(FORMAT_SETTINGS[self.fmt], federation_key())
             self.parser.mine(r.content for _, records in self._calibration for r in records)
+            self.detector.use_templates(self.parser.templates)
         normal = [dataclasses.replace(w, label=NORMAL) for w in self._fill(self._calibration)]
         # a new system's client-local state (vocabulary...) comes from the calibration windows too
         self.threshold = self.detector.threshold(normal, normal if self.new_system else ())
