@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import TINY_FASTLOGAD
+from conftest import TINY_DETECTORS, TINY_FASTLOGAD
 
 from fedlog.centralized import train_centralized
 from fedlog.cli import main
@@ -165,3 +165,25 @@ def test_stream_windows_equal_batch_windows(shared_data, spec) -> None:
     assert sorted((w.rows, w.label) for w in live) == sorted((w.rows, w.label) for w in batch)
     if window_spec.step <= window_spec.size:  # no line left out (larger steps skip lines by design)
         assert {row for w in batch for row in w.rows} == set(range(len(records)))
+
+
+@pytest.mark.parametrize("detector", sorted(TINY_DETECTORS))
+def test_every_detector_scores_new_logs_with_its_run(detector, synthetic_silos, state_dir, tmp_path) -> None:
+    """Train one round centrally on a generated BGL silo, then detect on its file: one record per
+    window, the run's recorded threshold, and the run's own test figures for the test windows."""
+    config = default_run_config() | TINY_DETECTORS[detector]
+    config |= {
+        "detector": detector,
+        "data.silos": f"bgl={synthetic_silos['bgl']}",
+        "num-server-rounds": 1,
+        "local-epochs": 1,
+        "output-dir": str(tmp_path / "runs"),
+    }
+    run = train_centralized(config)
+    out = io.StringIO()
+    summary = detect_files(Scorer.from_run(run, "bgl"), [synthetic_silos["bgl"]], out)
+    records = [json.loads(line) for line in out.getvalue().splitlines()]
+    reported = json.loads((run / "summary.json").read_text())["silos"]["bgl"]
+    assert len(records) == summary["windows"] > 0
+    assert summary["threshold"] == pytest.approx(reported["threshold"])
+    assert all(r["top_lines"] for r in records if r["anomalous"])
