@@ -71,6 +71,7 @@ def test_deployed_run_with_tls_and_auth_survives_a_dead_node_and_rejects_nan(tmp
         | TINY_FASTLOGAD
         | {
             "num-server-rounds": 2,
+            "explain.every": -1,
             "min-nodes": 2,
             "local-epochs": 1,
             "data.synthetic-scale": 0.2,

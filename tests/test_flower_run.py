@@ -24,6 +24,7 @@ def test_flwr_run_simulation_writes_the_run_directory(tmp_path, state_dir) -> No
         | TINY
         | {
             "num-server-rounds": 2,
+            "explain.every": -1,  # SHAP has its own simulation test (test_distilbert_flower)
             "min-nodes": 2,
             "data.silos": "hdfs=synthetic, thunderbird=synthetic",
             "data.synthetic-scale": 0.3,

@@ -24,6 +24,7 @@ def test_resume_from_gives_the_uninterrupted_result(tmp_path, state_dir) -> None
             "strategy": "fedgradtrace",
             "min-nodes": 2,
             "local-epochs": 1,
+            "explain.every": -1,
             "data.silos": "bgl=synthetic, spirit=synthetic",
             "data.synthetic-scale": 0.2,
             "output-dir": str(tmp_path),
