@@ -100,3 +100,14 @@ def synthetic_silos(state_dir) -> dict[str, Path]:
     from fedlog.data.synthetic import SyntheticSpec, generate_silos
 
     return generate_silos(state_dir / "synthetic-test", SyntheticSpec(seed=3, scale=0.5))
+
+
+@pytest.fixture()
+def task_identity():
+    """Flower's Message needs a run/node/task identity, which only a running app sets."""
+    from flwr.supercore.task_identity import TaskIdentity
+
+    saved = (TaskIdentity._run_id, TaskIdentity._node_id, TaskIdentity._task_id)
+    TaskIdentity.run_id, TaskIdentity.node_id, TaskIdentity.task_id = 1, 1, 1
+    yield
+    TaskIdentity._run_id, TaskIdentity._node_id, TaskIdentity._task_id = saved

@@ -15,16 +15,6 @@ GLOBAL = {"w": np.zeros((3, 2), dtype=np.float32)}
 NODES = {11: "0:hdfs", 12: "1:bgl", 13: "2:spirit"}
 
 
-@pytest.fixture()
-def task_identity():
-    from flwr.supercore.task_identity import TaskIdentity
-
-    saved = (TaskIdentity._run_id, TaskIdentity._node_id, TaskIdentity._task_id)
-    TaskIdentity.run_id, TaskIdentity.node_id, TaskIdentity.task_id = 1, 1, 1
-    yield
-    TaskIdentity._run_id, TaskIdentity._node_id, TaskIdentity._task_id = saved
-
-
 def _sent(node: int, kind: str):
     from flwr.app import Message, RecordDict
 

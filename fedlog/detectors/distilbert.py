@@ -66,9 +66,10 @@ from transformers import BertConfig, BertForSequenceClassification, get_linear_s
 from fedlog.data.records import ANOMALY, NORMAL
 from fedlog.detectors.base import MIN_VAL_NORMAL, Detector, register, robust_quantile, seed_everything
 from fedlog.detectors.distill import attribution_loss, attributions, distil, kd_loss, student_layers
+from fedlog.detectors.sequences import chunk, cls_batch
 from fedlog.explain.text import window_text
 from fedlog.metrics import detection_metrics
-from fedlog.parse.hashing import CLS, N_SPECIAL, PAD, token_of
+from fedlog.parse.hashing import N_SPECIAL, PAD, token_of
 from fedlog.pretrained import resolve_pretrained
 from fedlog.windows import Split, Window
 
@@ -187,22 +188,10 @@ class DistilBert(Detector):
 
     def _chunks(self, windows: Sequence[Window]) -> tuple[list[list[int]], np.ndarray]:
         """Token chunks of at most max_len - 1 events (an empty window is one empty chunk)."""
-        step = self.params.max_len - 1
-        chunks, owner = [], []
-        for i, w in enumerate(windows):
-            tokens = self._tokens(w.events)
-            for lo in range(0, max(len(tokens), 1), step):
-                chunks.append(tokens[lo : lo + step])
-                owner.append(i)
-        return chunks, np.asarray(owner, dtype=int)
+        return chunk([self._tokens(w.events) for w in windows], self.params.max_len - 1)
 
     def _batch(self, chunks: Sequence[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
-        width = 1 + max(len(c) for c in chunks)
-        tokens = torch.full((len(chunks), width), PAD, dtype=torch.long)
-        tokens[:, 0] = CLS
-        for row, c in enumerate(chunks):
-            tokens[row, 1 : 1 + len(c)] = torch.tensor(c, dtype=torch.long)
-        return tokens.to(self.device), (tokens != PAD).long().to(self.device)
+        return cls_batch(chunks, self.device)
 
     def _labelled_chunks(self, windows: Sequence[Window]) -> tuple[list[list[int]], torch.Tensor]:
         labelled = [w for w in windows if w.label in (NORMAL, ANOMALY)]

@@ -40,6 +40,7 @@ from transformers import ElectraConfig, ElectraForMaskedLM, ElectraForPreTrainin
 
 from fedlog.data.records import NORMAL
 from fedlog.detectors.base import Detector, register, seed_everything
+from fedlog.detectors.sequences import chunk, cls_batch
 from fedlog.parse.hashing import CLS, MASK, N_SPECIAL, PAD, UNK, token_of
 from fedlog.windows import Window
 
@@ -128,22 +129,10 @@ class FastLogAD(Detector):
 
     def _chunks(self, windows: Sequence[Window]) -> tuple[list[list[int]], np.ndarray]:
         """Token chunks of at most max_len - 1 events, and the window index of each chunk."""
-        step = self.params.max_len - 1
-        chunks, owner = [], []
-        for i, w in enumerate(windows):
-            tokens = self._tokens(w)
-            for lo in range(0, len(tokens), step):
-                chunks.append(tokens[lo : lo + step])
-                owner.append(i)
-        return chunks, np.asarray(owner, dtype=int)
+        return chunk([self._tokens(w) for w in windows], self.params.max_len - 1)
 
     def _batch(self, chunks: Sequence[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
-        width = 1 + max(len(c) for c in chunks)
-        tokens = torch.full((len(chunks), width), PAD, dtype=torch.long)
-        tokens[:, 0] = CLS
-        for row, c in enumerate(chunks):
-            tokens[row, 1 : 1 + len(c)] = torch.tensor(c)
-        return tokens.to(self.device), (tokens != PAD).long().to(self.device)
+        return cls_batch(chunks, self.device)
 
     # -- pseudo-anomalies (MGAG) ------------------------------------------------------------
 
