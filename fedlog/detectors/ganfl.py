@@ -201,9 +201,10 @@ class GANFL(Detector):
         if n_anom == 0:
             log.warning("ganfl: no labelled anomalies in this client's training split: trains on normal data alone")
         elif self.params.augment:
-            gan_steps = self._train_gan(self._features(rows[labels == 1]).flatten(1))
             share = self.params.target_share
-            synthetic = max(0, int(share * n_norm / (1 - share)) - n_anom)
+            synthetic = max(0, int(share * n_norm / (1 - share)) - n_anom)  # 0: anomalies are not rare here
+            if synthetic:
+                gan_steps = self._train_gan(self._features(rows[labels == 1]).flatten(1))
         loss = self._train_classifier(rows, labels, synthetic, epochs)
         history = self.gan_history
         return {
