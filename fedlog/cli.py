@@ -175,16 +175,12 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 def _global_parameters(spec: str) -> tuple[str, int, dict]:
     """``RUN_DIR[:ROUND]`` -> (run dir, round, global parameters); the last round by default."""
-    from fedlog.rundir import RunDirectory
+    from fedlog.detect import load_global_state
 
     run, sep, round_text = spec.rpartition(":")
     if not (sep and round_text.isdigit()):
-        run = spec
-        rounds = sorted(Path(run).expanduser().glob("params/round-*.pt"))
-        if not rounds:
-            raise ValueError(f"{run}: no params/round-*.pt (expected a run directory, optionally :ROUND)")
-        round_text = rounds[-1].stem.removeprefix("round-")
-    round_idx, state, _ = RunDirectory.load_round(f"{run}:{int(round_text)}")
+        run, round_text = spec, ""
+    round_idx, state = load_global_state(Path(run).expanduser(), int(round_text) if round_text else None)
     return run, round_idx, state
 
 

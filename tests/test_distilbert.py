@@ -56,14 +56,7 @@ def write_planted_hdfs(directory, blocks: int = 360, rate: float = 0.12, seed: i
     (directory / "anomaly_label.csv").write_text("BlockId,Label\n" + "\n".join(labels) + "\n")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models gain nothing from intra-op threads, and on a shared 2-core machine the
-    threads' spin-waits made a training step 10x slower; restored after the module."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -8,22 +8,13 @@ import logging
 
 import numpy as np
 import pytest
-import torch
 from conftest import TINY_GANFL
 
 from fedlog.detectors import build_detector
 from fedlog.silo import SiloSource, prepare_silo
 from fedlog.windows import Split, SplitSpec
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny LSTMs on a shared 2-core machine: a second intra-op thread mostly spins (measured
-    3.5 min vs 30 s for these tests); restored after the module."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 from conftest import TINY_LOGGAN
 
 from fedlog.detectors import build_detector
@@ -15,14 +14,7 @@ from fedlog.windows import Split, SplitSpec, Window
 TINY = TINY_LOGGAN
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny LSTMs on a shared 2-core machine: a second intra-op thread mostly spins (measured
-    3.5 min vs 30 s for these tests); restored after the module."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
