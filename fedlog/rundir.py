@@ -6,6 +6,7 @@ Layout (the same for federated and centralized runs)::
         params.json        resolved run config
         rounds.jsonl       one line per round: per-silo train/eval figures, bytes sent
         params/round-NNN.pt  global parameters after round NNN (torch state dict)
+        strategy/round-NNN.json  the strategy's own state after round NNN, if it keeps any
         summary.json       final per-silo and overall metrics
         report.md          a short human-readable report
 """
@@ -24,6 +25,26 @@ import torch
 from fedlog.metrics import pooled_metrics
 
 HEADLINE = ("precision", "recall", "f1", "auroc", "aupr")
+STRATEGY_STATE = "strategy"  # strategy/round-NNN.json: a strategy's state after that round
+
+
+def parse_round_spec(spec: str) -> tuple[Path, int | None]:
+    """``RUN_DIR[:ROUND]`` -> (run directory, round or None for the last one)."""
+    run, sep, round_text = spec.rpartition(":")
+    if sep and round_text.isdigit():
+        return Path(run).expanduser(), int(round_text)
+    return Path(spec).expanduser(), None
+
+
+def load_global_state(run_dir: Path, round_idx: int | None = None) -> tuple[int, dict[str, torch.Tensor]]:
+    """The global parameters after ``round_idx`` (default: the last persisted round)."""
+    rounds = sorted(int(p.stem.split("-")[1]) for p in (run_dir / "params").glob("round-*.pt"))
+    if not rounds:
+        raise ValueError(f"{run_dir}: no params/round-*.pt, not a finished fedlog run directory")
+    chosen = rounds[-1] if round_idx is None else round_idx
+    if chosen not in rounds:
+        raise ValueError(f"{run_dir}: no parameters for round {chosen}; rounds persisted: {rounds}")
+    return chosen, torch.load(run_dir / "params" / f"round-{chosen:03d}.pt")
 
 
 def _clean(value: Any) -> Any:
@@ -71,18 +92,19 @@ class RunDirectory:
         return target
 
     @staticmethod
-    def load_round(spec: str) -> tuple[int, dict[str, torch.Tensor], dict | None]:
-        """``RUN_DIR:ROUND`` -> (round, global parameters after it, FedGradTrace trajectories or None)."""
-        path, sep, round_text = spec.rpartition(":")
-        if not sep or not round_text.isdigit():
+    def load_round(spec: str) -> tuple[int, dict[str, torch.Tensor], dict[str, Any]]:
+        """``RUN_DIR:ROUND`` -> (round, global parameters after it, the strategy's persisted state)."""
+        root, round_idx = parse_round_spec(spec)
+        if round_idx is None:
             raise ValueError(f"resume-from must be RUN_DIR:ROUND, got {spec!r}")
-        root, round_idx = Path(path).expanduser(), int(round_text)
-        params = root / "params" / f"round-{round_idx:03d}.pt"
-        if not params.exists():
-            raise ValueError(f"{params}: no parameters persisted for round {round_idx}")
-        trajectories = root / "trajectories" / f"round-{round_idx:03d}.json"
-        traj = json.loads(trajectories.read_text()) if trajectories.exists() else None
-        return round_idx, torch.load(params), traj
+        round_idx, state = load_global_state(root, round_idx)
+        saved = root / STRATEGY_STATE / f"round-{round_idx:03d}.json"
+        return round_idx, state, json.loads(saved.read_text()) if saved.exists() else {}
+
+    def save_strategy_state(self, round_idx: int, state: Mapping[str, Any]) -> None:
+        """What a strategy must carry across a resume (FedGradTrace's trajectories), whatever it is."""
+        if state:
+            self.save_json(f"{STRATEGY_STATE}/round-{round_idx:03d}.json", state)
 
     def save_json(self, relative: str, value: Any) -> Path:
         target = self.path / relative

@@ -12,6 +12,7 @@ import dataclasses
 import random
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -31,6 +32,21 @@ def robust_quantile(scores: np.ndarray, q: float) -> float:
     n = len(scores)
     level = min(q, (n - 2) / (n - 1)) if n > 2 else q  # (n-2)/(n-1): the second largest value
     return float(np.quantile(scores, level))
+
+
+@dataclass(frozen=True)
+class LocalContext:
+    """What a detector may know of its silo beyond the parameters: it never leaves the client.
+
+    ``templates`` maps hashed event ids to the client's own templates (GANFL embeds their text),
+    ``state_dir`` holds caches such as a distilled teacher, ``train`` and ``val`` are the split's
+    training and validation windows (vocabularies, early stopping). Test windows are never here.
+    """
+
+    templates: Mapping[str, str] = field(default_factory=dict)
+    state_dir: Path | None = None
+    train: Sequence[Window] = ()
+    val: Sequence[Window] = ()
 
 
 def seed_everything(seed: int) -> None:
@@ -58,15 +74,17 @@ class Detector(ABC):
         self.threshold_source = ""
         self._anchor: list[torch.Tensor] = []
         self._mu = 0.0
+        self.context = LocalContext()
 
     @property
     @abstractmethod
     def module(self) -> torch.nn.Module:
         """Everything the federation averages."""
 
-    def attach(self, state_dir: Path, split: Split) -> None:  # noqa: B027 (an optional hook)
-        """Client-local context before training: the silo's state directory (for caches that never
-        leave the client) and its split. Default: unused."""
+    def bind(self, context: LocalContext) -> None:
+        """The one way client-local knowledge reaches a detector, once, before it trains, scores or
+        sets a threshold. Subclasses that need more than ``self.context`` extend this."""
+        self.context = context
 
     @abstractmethod
     def train_round(self, train: Sequence[Window], round_idx: int, epochs: int) -> dict[str, float]:
@@ -90,10 +108,6 @@ class Detector(ABC):
         if not normal:
             raise ValueError("no normal windows to set a threshold on")
         return robust_quantile(self.score(normal), self.params.threshold_quantile)
-
-    def use_templates(self, templates: Mapping[str, str]) -> None:  # noqa: B027  (a no-op unless needed)
-        """The client's own event id -> template map, for detectors that read template text
-        (GANFL embeds it). Called by the client that owns the silo; templates never leave it."""
 
     def line_scores(self, windows: Sequence[Window]) -> list[np.ndarray]:
         """How much each event (hence each raw line) of a window pushes its score up, so an alert

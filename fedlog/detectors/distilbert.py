@@ -64,7 +64,14 @@ from torch import nn
 from transformers import BertConfig, BertForSequenceClassification, get_linear_schedule_with_warmup
 
 from fedlog.data.records import ANOMALY, NORMAL
-from fedlog.detectors.base import MIN_VAL_NORMAL, Detector, register, robust_quantile, seed_everything
+from fedlog.detectors.base import (
+    MIN_VAL_NORMAL,
+    Detector,
+    LocalContext,
+    register,
+    robust_quantile,
+    seed_everything,
+)
 from fedlog.detectors.distill import attribution_loss, attributions, distil, kd_loss, student_layers
 from fedlog.detectors.sequences import chunk, cls_batch
 from fedlog.explain.text import window_text
@@ -146,11 +153,12 @@ class DistilBert(Detector):
     def module(self) -> nn.Module:
         return self._student
 
-    def attach(self, state_dir: Path, split: Split) -> None:
+    def bind(self, context: LocalContext) -> None:
         """The teacher is cached in the client's state directory (never sent) and stops early on
         the split's validation windows."""
-        self.state_dir = Path(state_dir)
-        self.val = split.val
+        super().bind(context)
+        self.state_dir = context.state_dir
+        self.val = context.val
 
     # -- models -------------------------------------------------------------------------------
 

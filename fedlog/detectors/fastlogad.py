@@ -39,7 +39,7 @@ from torch import nn
 from transformers import ElectraConfig, ElectraForMaskedLM, ElectraForPreTraining
 
 from fedlog.data.records import NORMAL
-from fedlog.detectors.base import Detector, register, seed_everything
+from fedlog.detectors.base import Detector, LocalContext, register, seed_everything
 from fedlog.detectors.sequences import chunk, cls_batch
 from fedlog.parse.hashing import CLS, MASK, N_SPECIAL, PAD, UNK, token_of
 from fedlog.windows import Window
@@ -119,9 +119,11 @@ class FastLogAD(Detector):
 
     # -- data -------------------------------------------------------------------------------
 
-    def fit_vocab(self, train: Sequence[Window]) -> None:
+    def bind(self, context: LocalContext) -> None:
+        """The vocabulary is the client's own: the tokens of its normal training windows."""
+        super().bind(context)
         buckets = self.params.buckets
-        self.vocab = frozenset(token_of(e, buckets) for w in train if w.label == NORMAL for e in w.events)
+        self.vocab = frozenset(token_of(e, buckets) for w in context.train if w.label == NORMAL for e in w.events)
 
     def _tokens(self, window: Window) -> list[int]:
         tokens = [token_of(e, self.params.buckets) for e in window.events]
@@ -177,7 +179,7 @@ class FastLogAD(Detector):
     def _normal_chunks(self, windows: Sequence[Window]) -> tuple[list[list[int]], torch.Tensor]:
         """Chunks of the normal windows and the replacement candidates (their tokens + UNK)."""
         if not self.vocab:
-            raise RuntimeError("fit_vocab(train) must come first: tokens outside it map to [UNK]")
+            raise RuntimeError("bind(context) must come first: tokens outside its vocabulary map to [UNK]")
         normal = [w for w in windows if w.label == NORMAL]
         if not normal:
             raise ValueError("FastLogAD trains on normal windows and this split has none")
@@ -186,7 +188,6 @@ class FastLogAD(Detector):
         return chunks, torch.tensor(vocab, device=self.device)
 
     def train_round(self, train: Sequence[Window], round_idx: int, epochs: int) -> dict[str, float]:
-        self.fit_vocab(train)
         chunks, candidates = self._normal_chunks(train)
         phase = "rtd" if round_idx <= self.params.warmup_rounds else "hst"
         opt = torch.optim.AdamW(self._module.parameters(), lr=self.params.lr)
@@ -227,8 +228,6 @@ class FastLogAD(Detector):
     # -- threshold ----------------------------------------------------------------------------
 
     def threshold(self, val: Sequence[Window], train: Sequence[Window] = ()) -> float:
-        if train:
-            self.fit_vocab(train)
         base = super().threshold(val, train)
         if self.params.threshold_mode == "quantile":
             return base

@@ -40,7 +40,7 @@ from torch import nn
 from transformers import AutoConfig, AutoModel, AutoTokenizer
 
 from fedlog.data.records import ANOMALY, NORMAL
-from fedlog.detectors.base import Detector, register, seed_everything
+from fedlog.detectors.base import Detector, LocalContext, register, seed_everything
 from fedlog.detectors.wgan_gp import WGANGP, GANHistory, train_wgan_gp
 from fedlog.pretrained import resolve_pretrained
 from fedlog.windows import Window
@@ -153,8 +153,10 @@ class GANFL(Detector):
     def module(self) -> nn.Module:
         return self._both if self.params.federate_gan else self.classifier
 
-    def use_templates(self, templates: Mapping[str, str]) -> None:
-        self.templates = dict(templates)
+    def bind(self, context: LocalContext) -> None:
+        """Templates are embedded here, on the client that owns them; they are never sent."""
+        super().bind(context)
+        self.templates = dict(context.templates)
 
     # -- features ---------------------------------------------------------------------------
 
@@ -173,7 +175,7 @@ class GANFL(Detector):
     def _chunks(self, windows: Sequence[Window]) -> tuple[torch.Tensor, np.ndarray]:
         """Feature-table rows per chunk, (n_chunks, seq_len), and the window of each chunk."""
         if windows and not self.templates and any(e is not None for w in windows for e in w.events):
-            raise RuntimeError("GANFL embeds templates: call use_templates(silo templates) first")
+            raise RuntimeError("GANFL embeds templates: bind a LocalContext with the silo templates first")
         self._ensure_embedded(windows)
         t = self.params.seq_len
         rows, owner = [], []
