@@ -5,9 +5,10 @@ from __future__ import annotations
 from flwr.app import ArrayRecord, ConfigRecord, Context
 from flwr.serverapp import Grid, ServerApp
 
+from fedlog import protocol
 from fedlog.config import RunSettings
-from fedlog.detectors import build_detector
 from fedlog.rundir import RunDirectory
+from fedlog.session import new_detector
 from strategies import build_strategy
 
 app = ServerApp()
@@ -18,29 +19,17 @@ def main(grid: Grid, context: Context) -> None:
     settings = RunSettings.from_flat(context.run_config)
     run = RunDirectory.create(settings.output_dir, f"{settings.detector}-{settings.strategy}", settings.raw)
     print(f"[fedlog] run directory: {run.path}", flush=True)
-    detector = build_detector(settings.detector, settings.detector_config(), settings.seed, device="cpu")
-    state, done, trajectories = detector.state(), 0, None
+    state, done, strategy_state = new_detector(settings, device="cpu").state(), 0, {}
     if settings.resume_from:
-        done, state, trajectories = RunDirectory.load_round(settings.resume_from)
+        done, state, strategy_state = RunDirectory.load_round(settings.resume_from)
         print(f"[fedlog] resuming after round {done} of {settings.resume_from}", flush=True)
-    strategy = build_strategy(
-        settings.strategy,
-        run,
-        settings.raw,
-        round_offset=done,
-        node_timeout=settings.node_timeout,
-        fraction_train=settings.fraction_train,
-        min_train_nodes=settings.min_nodes,
-        min_evaluate_nodes=settings.min_nodes,
-        min_available_nodes=settings.min_nodes,
-    )
-    if trajectories is not None:
-        strategy.trajectories = trajectories
+    strategy = build_strategy(settings, run, round_offset=done)
+    strategy.restore_state(strategy_state)
     strategy.start(
         grid=grid,
         initial_arrays=ArrayRecord(state),
         num_rounds=settings.num_rounds - done,
-        train_config=ConfigRecord({"local-epochs": settings.local_epochs}),
+        train_config=ConfigRecord({protocol.LOCAL_EPOCHS: settings.local_epochs}),
         timeout=settings.round_timeout,
     )
     summary = run.finish(strategy.final_eval)

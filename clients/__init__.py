@@ -1,1 +1,1 @@
-"""Client-side work per detector family: one silo, one detector, train and evaluate."""
+"""Client-side Flower glue: the ClientApp's mods (audit log) and its per-process silo sessions."""

@@ -45,12 +45,12 @@ def resolved_config(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from fedlog.config import RunSettings
+    from fedlog.config import RunSettings, for_nodes
     from fedlog.simulation import run_simulation
 
     config = resolved_config(args)
     n = args.supernodes or len(RunSettings.from_flat(config).silo_entries)
-    config["min-nodes"] = min(int(config["min-nodes"]), n)
+    config = for_nodes(config, n)
     result = run_simulation(APP_DIR, config, num_supernodes=n, cpus_per_client=args.cpus_per_client)
     print(f"\nrun directory: {result.run_dir}  ({result.wall_time_s:.0f} s)")
     print((result.run_dir / "report.md").read_text())
@@ -173,70 +173,59 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0 if passed else 1
 
 
-def _global_parameters(spec: str) -> tuple[str, int, dict]:
-    """``RUN_DIR[:ROUND]`` -> (run dir, round, global parameters); the last round by default."""
-    from fedlog.detect import load_global_state
+def _session(args: argparse.Namespace, entry: str, **fixed: Any):
+    """The silo session of ``entry`` under the resolved run config (``fixed`` keys win)."""
+    from fedlog.config import RunSettings
+    from fedlog.session import SiloSession
 
-    run, sep, round_text = spec.rpartition(":")
-    if not (sep and round_text.isdigit()):
-        run, round_text = spec, ""
-    round_idx, state = load_global_state(Path(run).expanduser(), int(round_text) if round_text else None)
-    return run, round_idx, state
+    config = resolved_config(args) | fixed
+    settings = RunSettings.from_flat(config)
+    return SiloSession.open(settings, entry or settings.silo_entries[0])
+
+
+def _load_params(session, spec: str) -> str:
+    """Load ``RUN_DIR[:ROUND]``'s global parameters into the session; says which."""
+    from fedlog.rundir import parse_round_spec
+
+    run, round_idx = parse_round_spec(spec)
+    round_idx = session.load_run(run, round_idx)
+    return f"after round {round_idx} of {run}"
 
 
 def cmd_bench_infer(args: argparse.Namespace) -> int:
     import torch
 
-    from fedlog.config import RunSettings
-    from fedlog.detectors import build_detector
     from fedlog.efficiency import efficiency_rows, format_rows
-    from fedlog.parse.hashing import federation_key
-    from fedlog.silo import prepare_silo
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    config = resolved_config(args) | {"detector": "distilbert"}
-    settings = RunSettings.from_flat(config)
-    source = settings.silo_source(args.silo)
-    silo = prepare_silo(source, settings.split, federation_key())
-    detector = build_detector("distilbert", settings.detector_config(), settings.seed)
-    detector.attach(Path(silo.state_dir), silo.split)
+    session = _session(args, args.silo, detector="distilbert")
+    settings, split = session.settings, session.silo.split
     if args.params:
-        run, round_idx, state = _global_parameters(args.params)
-        detector.load_state(state)
-        origin = f"global student after round {round_idx} of {run}"
+        origin = f"global student {_load_params(session, args.params)}"
     else:
         for round_idx in range(1, settings.num_rounds + 1):
-            detector.train_round(silo.split.train, round_idx, settings.local_epochs)
+            session.train_alone(round_idx, settings.local_epochs)
         origin = f"student distilled locally for {settings.num_rounds} x {settings.local_epochs} epoch(s)"
-    windows = silo.split.test[: args.windows] if args.windows else silo.split.test
-    print(f"{source.fmt} silo {source.path}: {len(windows)} test windows; {origin}; device {detector.device}")
-    print(format_rows(efficiency_rows(detector, silo.split, windows), torch.get_num_threads()))
+    windows = split.test[: args.windows] if args.windows else split.test
+    where = f"{session.name} silo {session.source.path}"
+    print(f"{where}: {len(windows)} test windows; {origin}; device {session.detector.device}")
+    print(format_rows(efficiency_rows(session.detector, split, windows), torch.get_num_threads()))
     return 0
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
     """Local root cause: SHAP on this client's windows with the global model, its own templates."""
-    from fedlog.config import RunSettings
-    from fedlog.detectors import build_detector
     from fedlog.explain.rootcause import format_table, root_causes
-    from fedlog.explain.shap_ids import explain_split
-    from fedlog.parse.hashing import federation_key
-    from fedlog.silo import prepare_silo
 
-    config = resolved_config(args)
-    settings = RunSettings.from_flat(config)
-    source = settings.silo_source(args.silo or settings.silo_entries[0])
-    silo = prepare_silo(source, settings.split, federation_key())
-    run, round_idx, state = _global_parameters(args.params)
-    detector = build_detector(settings.detector, settings.detector_config(), settings.seed)
-    detector.attach(Path(silo.state_dir), silo.split)
-    detector.load_state(state)
-    samples = args.samples or int(config["explain.samples"])
-    top_n = args.top_n or int(config["explain.top-n"])
-    explanation, windows = explain_split(detector, silo.split, samples, top_n, settings.seed)
-    causes = root_causes(silo, explanation, windows, detector.score(windows).tolist())
-    print(f"{source.fmt} silo {source.path}: {settings.detector} after round {round_idx} of {run}")
+    session = _session(args, args.silo)
+    settings = session.settings
+    origin = _load_params(session, args.params)
+    samples = args.samples or settings.explain_samples
+    top_n = args.top_n or settings.explain_top_n
+    explanation, windows = session.explain(samples, top_n, settings.seed)
+    causes = root_causes(session.silo, explanation, windows, session.detector.score(windows).tolist())
+    print(f"{session.name} silo {session.source.path}: {settings.detector} {origin}")
     print(f"SHAP (Partition) on {explanation.samples} test windows; top {len(causes)} event ids by mean |SHAP|\n")
     print(format_table(causes))
     return 0
@@ -265,13 +254,13 @@ def _exec_or_print(cmd: list[str], args: argparse.Namespace, env: dict[str, str]
     import os
 
     from fedlog import deploy
-    from fedlog.simulation import _bin
+    from fedlog.simulation import flower_binary
 
     prefix = "".join(f"{k}={v} " for k, v in (env or {}).items())
     print(prefix + deploy.shell(cmd), flush=True)
     if args.print_only:
         return 0
-    binary = _bin(cmd[0])  # this environment's Flower, also when it is not on PATH
+    binary = flower_binary(cmd[0])  # this environment's Flower, also when it is not on PATH
     os.execvpe(binary, [binary, *cmd[1:]], os.environ | (env or {}))  # signals then reach Flower directly
 
 
@@ -299,12 +288,12 @@ def cmd_rehearse(args: argparse.Namespace) -> int:
     import signal
     import time
 
-    from fedlog.config import RunSettings
+    from fedlog.config import RunSettings, for_nodes
     from fedlog.loopback import LoopbackFederation
 
     config = resolved_config(args)
     entries = RunSettings.from_flat(config).silo_entries
-    config["min-nodes"] = min(int(config["min-nodes"]), len(entries))
+    config = for_nodes(config, len(entries))
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unwind: the federation's processes are stopped
     started = time.time()
     with LoopbackFederation() as fed:

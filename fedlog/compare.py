@@ -22,7 +22,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-from fedlog.config import RunSettings, absolutize, flatten  # noqa: E402
+from fedlog.config import RunSettings, absolutize, flatten, for_nodes  # noqa: E402
 from fedlog.metrics import pooled_metrics  # noqa: E402
 from fedlog.simulation import SimulationError, run_simulation  # noqa: E402
 
@@ -165,7 +165,7 @@ def run_comparison(
     out.mkdir(parents=True)
     config = absolutize(dict(base_config) | overrides | {"output-dir": str(out / "runs")})
     n_nodes = len(RunSettings.from_flat(config).silo_entries)
-    config["min-nodes"] = min(int(config["min-nodes"]), n_nodes)
+    config = for_nodes(config, n_nodes)
     runs: dict[str, list[dict[str, Any]]] = {}
     for strategy in compare["strategies"]:
         for seed in compare.get("seeds", [config["seed"]]):

@@ -8,10 +8,11 @@ centralized ``fedlog train``.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import tomllib
 
@@ -20,6 +21,7 @@ from fedlog.silo import SiloSource, default_state_dir
 from fedlog.windows import SplitSpec
 
 SYNTHETIC = "synthetic"
+T = TypeVar("T")
 
 
 def flatten(table: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -32,6 +34,22 @@ def flatten(table: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             flat[name] = value
     return flat
+
+
+def params_from_config(prefix: str, params_cls: type[T], config: Mapping[str, Any]) -> T:
+    """A documented parameter dataclass from run-config keys ``<prefix>.<field-with-dashes>``
+    (a field named ``lambda_`` takes the key ``lambda``); unknown keys are errors."""
+    fields = {f.name: f for f in dataclasses.fields(params_cls)}  # type: ignore[arg-type]
+    values = {}
+    for key, value in config.items():
+        if not key.startswith(f"{prefix}."):
+            continue
+        name = key[len(prefix) + 1 :].replace("-", "_")
+        name = name if name in fields or f"{name}_" not in fields else f"{name}_"
+        if name not in fields:
+            raise KeyError(f"unknown {prefix} parameter {key!r}; known: {', '.join(fields)}")
+        values[name] = type(getattr(params_cls(), name))(value)
+    return params_cls(**values)
 
 
 def load_overlay(path: str | Path) -> dict[str, Any]:
@@ -75,6 +93,9 @@ class RunSettings:
     round_timeout: float = 3600.0
     resume_from: str = ""
     node_timeout: float = 600.0
+    explain_every: int = 0  # SHAP every N rounds and the last; 0: the last only; -1: never
+    explain_samples: int = 60
+    explain_top_n: int = 10
     split: SplitSpec = field(default_factory=SplitSpec)
 
     @classmethod
@@ -97,6 +118,9 @@ class RunSettings:
             round_timeout=float(c.get("round-timeout", 3600.0)),
             resume_from=str(c.get("resume-from", "")),
             node_timeout=float(c.get("node-timeout", 600.0)),
+            explain_every=int(c.get("explain.every", 0)),
+            explain_samples=int(c.get("explain.samples", 60)),
+            explain_top_n=int(c.get("explain.top-n", 10)),
             split=SplitSpec(
                 train_fraction=float(c.get("split.train-fraction", 0.5)),
                 val_fraction=float(c.get("split.val-fraction", 0.1)),
@@ -125,3 +149,8 @@ class RunSettings:
     def detector_config(self) -> dict[str, Any]:
         prefix = f"{self.detector}."
         return {k: v for k, v in self.raw.items() if k.startswith(prefix)}
+
+
+def for_nodes(config: Mapping[str, Any], nodes: int) -> dict[str, Any]:
+    """The run config for a federation of ``nodes`` nodes: ``min-nodes`` never above that."""
+    return dict(config) | {"min-nodes": min(int(config.get("min-nodes", nodes)), nodes)}

@@ -20,18 +20,19 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import numpy as np
-import torch
 
 from fedlog.config import RunSettings
 from fedlog.data.loaders import LineReader, load_silo
 from fedlog.data.records import NORMAL, UNLABELED, LoadReport, LogRecord
 from fedlog.data.tail import FollowedFile
-from fedlog.detectors import Detector, build_detector
+from fedlog.detectors import Detector
+from fedlog.detectors.base import LocalContext
 from fedlog.metrics import detection_metrics
 from fedlog.parse.drain import FORMAT_SETTINGS, EventParser
 from fedlog.parse.hashing import federation_key
-from fedlog.rundir import summarize
-from fedlog.silo import DEFAULT_WINDOWS, prepare_silo
+from fedlog.rundir import load_global_state, summarize
+from fedlog.session import SiloSession, new_detector
+from fedlog.silo import DEFAULT_WINDOWS
 from fedlog.windows import Window, WindowSpec, WindowStream, build_windows
 
 log = logging.getLogger(__name__)
@@ -39,17 +40,6 @@ log = logging.getLogger(__name__)
 MIN_CALIBRATION = 20
 CACHE_LIMIT = 200_000  # distinct event sequences remembered between batches (follow mode)
 Closed = tuple[Window, list[LogRecord]]
-
-
-def load_global_state(run_dir: Path, round_idx: int | None = None) -> tuple[int, dict[str, torch.Tensor]]:
-    """The global parameters after ``round_idx`` (default: the last persisted round)."""
-    rounds = sorted(int(p.stem.split("-")[1]) for p in (run_dir / "params").glob("round-*.pt"))
-    if not rounds:
-        raise ValueError(f"{run_dir}: no params/round-*.pt, not a finished fedlog run directory")
-    chosen = rounds[-1] if round_idx is None else round_idx
-    if chosen not in rounds:
-        raise ValueError(f"{run_dir}: no parameters for round {chosen}; rounds persisted: {rounds}")
-    return chosen, torch.load(run_dir / "params" / f"round-{chosen:03d}.pt")
 
 
 def _run_silo_entry(params: dict[str, Any], settings: RunSettings, fmt: str) -> str | None:
@@ -110,11 +100,7 @@ class Scorer:
     ) -> Scorer:
         params = json.loads((run_dir / "params.json").read_text())
         settings = RunSettings.from_flat(params)
-        round_idx, state = load_global_state(run_dir, round_idx)
-        detector = build_detector(settings.detector, settings.detector_config(), settings.seed)
-        detector.load_state(state)
         spec = WindowSpec.parse(window or str(params.get(f"window.{fmt}", "")) or DEFAULT_WINDOWS[fmt])
-        info = {"run": str(run_dir), "round": round_idx, "detector": settings.detector, "window": spec_text(spec)}
         entry = silo or _run_silo_entry(params, settings, fmt)
         if calibrate and calibrate < MIN_CALIBRATION:
             raise ValueError(f"--calibrate needs at least {MIN_CALIBRATION} windows to set a quantile")
@@ -124,18 +110,22 @@ class Scorer:
                     f"the run never saw a {fmt} silo: give --calibrate N (a new parser and threshold from the first "
                     f"N windows, taken as normal) or --silo {fmt}=PATH (this client's training logs)"
                 )
+            detector = new_detector(settings)
+            round_idx, state = load_global_state(run_dir, round_idx)
+            detector.load_state(state)
+            info = {"run": str(run_dir), "round": round_idx, "detector": settings.detector, "window": spec_text(spec)}
             note = f"the run had no {fmt} silo: a new parser is mined on the first {calibrate} windows"
             return cls(fmt, spec, detector, None, None, calibrate, True, top, info, [note])
-        source = settings.silo_source(entry, state_dir)
-        if source.fmt != fmt:
-            raise ValueError(f"--silo {entry!r} is a {source.fmt} silo, but --format is {fmt}")
-        prepared = prepare_silo(source, settings.split, federation_key(), state_dir)
-        parser = EventParser.load(prepared.parser_path, federation_key())
-        detector.use_templates(prepared.templates)  # the hooks a client calls before training
-        detector.attach(Path(prepared.state_dir), prepared.split)
-        own = detector.threshold(prepared.split.val, prepared.split.train)  # also rebuilds client-local state
+        session = SiloSession.open(settings, entry, state_dir)
+        if session.name != fmt:
+            raise ValueError(f"--silo {entry!r} is a {session.name} silo, but --format is {fmt}")
+        round_idx = session.load_run(run_dir, round_idx)
+        detector, split = session.detector, session.silo.split
+        parser = EventParser.load(session.silo.parser_path, federation_key())
+        own = detector.threshold(split.val, split.train)
         recorded = _recorded_threshold(run_dir, round_idx, fmt)
         threshold = own if recorded is None else recorded
+        info = {"run": str(run_dir), "round": round_idx, "detector": settings.detector, "window": spec_text(spec)}
         info |= {"silo": entry, "threshold_source": detector.threshold_source}
         notes = [f"parser of the run's silo {entry} ({len(parser.templates)} templates)"]
         if recorded is None:
@@ -162,10 +152,10 @@ class Scorer:
         if self.parser is None:
             self.parser = EventParser(FORMAT_SETTINGS[self.fmt], federation_key())
             self.parser.mine(r.content for _, records in self._calibration for r in records)
-            self.detector.use_templates(self.parser.templates)
         normal = [dataclasses.replace(w, label=NORMAL) for w in self._fill(self._calibration)]
-        # a new system's client-local state (vocabulary...) comes from the calibration windows too
-        self.threshold = self.detector.threshold(normal, normal if self.new_system else ())
+        if self.new_system:  # its client-local context (templates, vocabulary...) comes from calibration
+            self.detector.bind(LocalContext(self.parser.templates, None, normal, normal))
+        self.threshold = self.detector.threshold(normal)
         self.info["threshold_source"] = f"first {len(normal)} windows of the input, taken as normal"
         self.notes.append(f"threshold {self.threshold:.6g} from {len(normal)} calibration windows")
 

@@ -28,6 +28,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from fedlog.detectors.distilbert import DistilBert
+from fedlog.detectors.distill import count_parameters
 from fedlog.metrics import detection_metrics
 from fedlog.windows import Split, Window
 
@@ -116,7 +117,7 @@ def efficiency_rows(det: DistilBert, split: Split, windows: Sequence[Window], ba
             model(input_ids=one_tokens, attention_mask=one_attention)
         latency, throughput = _latency_and_throughput(det, model, windows)
         quantized = name.endswith("int8")
-        params = sum(p.numel() for p in (student if quantized else model).parameters())
+        params = count_parameters(student if quantized else model)
         reference = student if quantized else model
         rows.append(
             {

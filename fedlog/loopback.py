@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from fedlog import deploy
-from fedlog.simulation import QUIET_ENV, RUN_DIR_RE, SimulationError, _bin, free_port, run_config_arg
+from fedlog.simulation import QUIET_ENV, RUN_DIR_RE, SimulationError, flower_binary, free_port, run_config_arg
 
 CONNECTION = "fedlog-loopback"
 
@@ -94,7 +94,7 @@ class LoopbackFederation:
     def _spawn(self, name: str, cmd: list[str], home: Path) -> Process:
         log = self.root / f"{name}.log"
         proc = subprocess.Popen(
-            [_bin(cmd[0]), *cmd[1:]],
+            [flower_binary(cmd[0]), *cmd[1:]],
             env=self.env(home),
             stdout=log.open("w"),
             stderr=subprocess.STDOUT,
@@ -112,15 +112,9 @@ class LoopbackFederation:
         self._wait_for_port(self.superlink, timeout)
         return self.superlink
 
-    def restart_superlink(self, timeout: float = 60) -> Process:
-        """Kill the SuperLink (and its ServerApp) and start it again on the same port and database."""
-        assert self.superlink is not None
-        self.superlink.kill()
-        return self.start_superlink(timeout)
-
     def cli(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
         return subprocess.run(
-            [_bin("flwr"), *args], env=self.env(self.cli_home), capture_output=True, text=True, timeout=timeout
+            [flower_binary("flwr"), *args], env=self.env(self.cli_home), capture_output=True, text=True, timeout=timeout
         )
 
     def register(self, name: str) -> int:
@@ -171,7 +165,15 @@ class LoopbackFederation:
 
     def submit(self, app_dir: Path, run_config: Mapping[str, Any]) -> subprocess.Popen:
         """``flwr run APP CONNECTION --stream``; the caller reads its stdout."""
-        cmd = [_bin("flwr"), "run", str(app_dir), CONNECTION, "--stream", "--run-config", run_config_arg(run_config)]
+        cmd = [
+            flower_binary("flwr"),
+            "run",
+            str(app_dir),
+            CONNECTION,
+            "--stream",
+            "--run-config",
+            run_config_arg(run_config),
+        ]
         return subprocess.Popen(
             cmd, env=self.env(self.cli_home), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
         )

@@ -18,9 +18,8 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,7 +45,8 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _bin(name: str) -> str:
+def flower_binary(name: str) -> str:
+    """This environment's Flower command, also when its scripts are not on PATH."""
     local = Path(sys.executable).parent / name
     return str(local) if local.exists() else name
 
@@ -78,12 +78,12 @@ def run_simulation(
     cpus_per_client: float = 1.0,
     timeout: float = 3600,
     stream: bool = True,
-    kill_after_round: int = 0,
+    watch: Callable[[subprocess.Popen, subprocess.Popen], None] | None = None,
 ) -> SimulationResult:
     """Start a private SuperLink, ``flwr run`` the app on it, stop it; return the run directory.
 
-    ``kill_after_round=r`` (fault drill): SIGKILL the SuperLink and the ServerApp as soon as round r's
-    parameters are on disk, leaving a half-finished run directory for ``resume-from``.
+    ``watch(superlink, flwr_run)`` is called once the run is submitted, with both processes (a
+    monitor, or a fault drill that kills them); a run that does not complete raises SimulationError.
     """
     flwr_home = Path(tempfile.mkdtemp(prefix="fedlog-flwr-"))
     port = free_port()  # one HTTP port serves the Control, Fleet and Runtime APIs
@@ -95,7 +95,7 @@ def run_simulation(
     )
     link = subprocess.Popen(
         [
-            _bin("flower-superlink"),
+            flower_binary("flower-superlink"),
             "--insecure",
             "--simulation",
             "--isolation",
@@ -118,7 +118,7 @@ def run_simulation(
     try:
         _wait_for_port(port, link, flwr_home / "superlink.log")
         cmd = [
-            _bin("flwr"),
+            flower_binary("flwr"),
             "run",
             str(app_dir),
             "fedlog",
@@ -130,8 +130,8 @@ def run_simulation(
         ]
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         assert proc.stdout is not None
-        if kill_after_round:
-            killed = _kill_after(kill_after_round, Path(str(run_config["output-dir"])), link, proc)
+        if watch is not None:
+            watch(link, proc)
         for line in proc.stdout:
             lines.append(line)
             if stream:
@@ -141,13 +141,9 @@ def run_simulation(
                 raise SimulationError(f"simulation exceeded {timeout} s")
         proc.wait()
     finally:
-        _stop(link)
+        stop_process_group(link)
         shutil.rmtree(flwr_home, ignore_errors=True)
     log = "".join(lines)
-    if kill_after_round:
-        if not killed:
-            raise SimulationError(f"the run ended before round {kill_after_round} could be killed:\n" + log[-4000:])
-        return SimulationResult(killed[0], log, time.time() - started)
     match = RUN_DIR_RE.search(log)
     if match is None:
         raise SimulationError("the ServerApp never created a run directory:\n" + log[-4000:])
@@ -155,46 +151,6 @@ def run_simulation(
     if not (run_dir / "summary.json").exists():
         raise SimulationError(f"run did not complete (no {run_dir / 'summary.json'}):\n" + log[-4000:])
     return SimulationResult(run_dir, log, time.time() - started)
-
-
-def _kill_after(round_idx: int, output_dir: Path, link: subprocess.Popen, proc: subprocess.Popen) -> list[Path]:
-    """Fault drill: SIGKILL the SuperLink (the ServerApp then dies with it) the moment a new run directory
-    holds round ``round_idx``'s parameters. Returns a list that receives that run directory."""
-    before = set(output_dir.glob("*"))
-    killed: list[Path] = []
-
-    def watch() -> None:
-        while proc.poll() is None:
-            done = [p for p in output_dir.glob(f"*/params/round-{round_idx:03d}.pt") if p.parents[1] not in before]
-            if done:
-                # The simulation (ServerApp + Ray clients) runs in a process the SuperLink's SuperExec started
-                # in a session of its own: kill the whole process tree, by PID, not just the SuperLink group.
-                for pid in _descendants(link.pid):
-                    with contextlib.suppress(ProcessLookupError):
-                        os.kill(pid, signal.SIGKILL)
-                _stop(link, signal.SIGKILL)
-                killed.append(done[0].parents[1])
-                proc.kill()
-                return
-            time.sleep(0.05)
-
-    threading.Thread(target=watch, daemon=True).start()
-    return killed
-
-
-def _descendants(root: int) -> list[int]:
-    """PIDs of every process below ``root`` (Linux /proc; empty elsewhere)."""
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        with contextlib.suppress(OSError, ValueError, IndexError):
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    out, todo = [], [root]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            out.append(child)
-            todo.append(child)
-    return out
 
 
 def _wait_for_port(port: int, proc: subprocess.Popen, log_file: Path, timeout: float = 60) -> None:
@@ -210,7 +166,7 @@ def _wait_for_port(port: int, proc: subprocess.Popen, log_file: Path, timeout: f
     raise SimulationError(f"flower-superlink did not open port {port} within {timeout} s")
 
 
-def _stop(proc: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
+def stop_process_group(proc: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
     """Stop the SuperLink and its process group (the ServerApp and Ray workers it spawned)."""
     try:
         os.killpg(proc.pid, sig)

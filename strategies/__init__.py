@@ -1,65 +1,47 @@
-"""Server strategies, chosen by ``strategy`` in the run config.
-
-Every strategy is screened (``common.RobustMixin``) and recorded
-(``recording.RecordingMixin``); Flower's built-ins serve the baselines.
-"""
+"""Server strategies, chosen by ``strategy`` in the run config: a registry of plain subclasses,
+each with a documented parameter dataclass read from its ``<name>.*`` run-config keys."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
-from flwr.serverapp.strategy import FedAdam, FedAvg, FedProx
-
+from fedlog.config import RunSettings, params_from_config
 from fedlog.rundir import RunDirectory
-from strategies.common import RobustMixin
-from strategies.explanations import ExplanationMixin
+from strategies.base import FedlogStrategy, RunOptions
+from strategies.builtin import FedAdamStrategy, FedAvgStrategy, FedProxStrategy
 from strategies.fedgradtrace import FedGradTrace
 from strategies.quality_softmax import QualitySoftmax
-from strategies.recording import RecordingMixin
 
-
-def _params(config: Mapping[str, Any], prefix: str, names: Mapping[str, str]) -> dict[str, Any]:
-    """Run-config keys ``prefix.key`` -> constructor keyword arguments."""
-    return {arg: config[f"{prefix}.{key}"] for key, arg in names.items() if f"{prefix}.{key}" in config}
-
-
-# name -> (Flower strategy class, {run-config key under the name: constructor argument})
-STRATEGIES: dict[str, tuple[type, dict[str, str]]] = {
-    "fedavg": (FedAvg, {}),
-    "fedprox": (FedProx, {"mu": "proximal_mu"}),
-    "fedadam": (
-        FedAdam,
-        {"eta": "eta", "eta-l": "eta_l", "beta-1": "beta_1", "beta-2": "beta_2", "tau": "tau"},
-    ),
-    "quality-softmax": (
-        QualitySoftmax,
-        {k: k.replace("-", "_") for k in ("alpha", "beta", "gamma", "temperature", "divergence", "smoothing")},
-    ),
-    "fedgradtrace": (FedGradTrace, {"lambda": "lam", "history": "history"}),
+STRATEGIES: dict[str, type[FedlogStrategy]] = {
+    "fedavg": FedAvgStrategy,
+    "fedprox": FedProxStrategy,
+    "fedadam": FedAdamStrategy,
+    "quality-softmax": QualitySoftmax,
+    "fedgradtrace": FedGradTrace,
 }
 
 
-def build_strategy(
-    name: str,
-    run: RunDirectory,
-    config: Mapping[str, Any],
-    round_offset: int = 0,
-    node_timeout: float = 600.0,
-    **kwargs: Any,
-) -> Any:
-    """An instance of the named strategy that screens replies and records every round into ``run``."""
-    if name not in STRATEGIES:
-        raise KeyError(f"unknown strategy {name!r}; choose one of {', '.join(STRATEGIES)}")
-    base, keys = STRATEGIES[name]
-    bases = (RecordingMixin, base) if issubclass(base, RobustMixin) else (RecordingMixin, RobustMixin, base)
-    bases = (bases[0], ExplanationMixin, *bases[1:])
-    cls = type(f"Recording{base.__name__}", bases, {})
-    strategy = cls(**kwargs, **_params(config, name, keys))
-    strategy.round_offset = round_offset
-    strategy.node_timeout = node_timeout
-    strategy.setup_recording(run)
-    strategy.explain_every = int(config.get("explain.every", 0))
-    strategy.explain_top_n = int(config.get("explain.top-n", 10))
-    strategy.total_rounds = int(config.get("num-server-rounds", 0))
-    return strategy
+def build_strategy(settings: RunSettings, run: RunDirectory, round_offset: int = 0, **flower_kwargs: Any) -> Any:
+    """The run's strategy: it screens replies and records every round into ``run``.
+
+    ``flower_kwargs`` go to the Flower strategy; by default every round needs
+    ``min-nodes`` nodes and trains on ``fraction-train`` of them."""
+    if settings.strategy not in STRATEGIES:
+        raise KeyError(f"unknown strategy {settings.strategy!r}; choose one of {', '.join(STRATEGIES)}")
+    cls = STRATEGIES[settings.strategy]
+    options = RunOptions(
+        total_rounds=settings.num_rounds,
+        round_offset=round_offset,
+        node_timeout=settings.node_timeout,
+        explain_every=settings.explain_every,
+        explain_top_n=settings.explain_top_n,
+    )
+    nodes = settings.min_nodes
+    defaults = {
+        "fraction_train": settings.fraction_train,
+        "min_train_nodes": nodes,
+        "min_evaluate_nodes": nodes,
+        "min_available_nodes": nodes,
+    }
+    params = params_from_config(settings.strategy, cls.Params, settings.raw)
+    return cls(params, run=run, options=options, **(defaults | flower_kwargs))

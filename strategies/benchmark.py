@@ -7,9 +7,10 @@ import time
 from collections.abc import Sequence
 
 import numpy as np
-from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
-from flwr.supercore.task_identity import TaskIdentity
+from flwr.app import Array, ArrayRecord, Message, Metadata, RecordDict
 
+from fedlog import protocol
+from fedlog.config import RunSettings
 from fedlog.rundir import RunDirectory
 from strategies import build_strategy
 
@@ -38,23 +39,31 @@ def _replies(global_arrays: dict, n_clients: int, rng: np.random.Generator) -> l
             )
         )
         ids = [f"{i:08x}" for i in rng.choice(4096, size=100, replace=False)]
-        content = RecordDict(
-            {
-                "arrays": ArrayRecord({n: Array(a) for n, a in update.items()}),
-                "metrics": MetricRecord(
-                    {"num-examples": int(rng.integers(100, 1000)), "update-norm": norm, "val-accuracy": 0.9}
-                ),
-                "silo": ConfigRecord({"format": "bench", "partition": k}),
-                "histogram": ConfigRecord({"ids": ids, "counts": rng.integers(1, 500, size=100).tolist()}),
-            }
-        )
-        replies.append(Message(content=content, dst_node_id=k + 1, message_type="train"))
+        histogram = dict(zip(ids, rng.integers(1, 500, size=100).tolist()))
+        metrics = {"examples": int(rng.integers(100, 1000)), protocol.UPDATE_NORM: norm, protocol.VAL_ACCURACY: 0.9}
+        instruction = Message(metadata=_metadata(k + 1), content=RecordDict())
+        arrays = ArrayRecord({n: Array(a) for n, a in update.items()})
+        replies.append(protocol.reply(instruction, "bench", k, metrics, arrays=arrays, histogram=histogram))
     return replies
+
+
+def _metadata(node_id: int) -> Metadata:
+    """A train instruction's metadata as the SuperLink would stamp it (the messages are built outside a run)."""
+    return Metadata(
+        run_id=1,
+        message_id=f"bench-{node_id}",
+        src_node_id=0,
+        dst_node_id=node_id,
+        reply_to_message_id="",
+        group_id="",
+        created_at=time.time(),
+        ttl=3600.0,
+        message_type="train",
+    )
 
 
 def time_aggregation(clients: Sequence[int], repeats: int = 3, seed: int = 0) -> list[dict]:
     """Median seconds of one aggregate_train per strategy, same updates for all strategies."""
-    TaskIdentity.run_id, TaskIdentity.node_id, TaskIdentity.task_id = 1, 0, 1  # Messages outside a run
     rng = np.random.default_rng(seed)
     global_arrays = {n: rng.standard_normal(s, dtype=np.float32) * 0.02 for n, s in distilbert_like_shapes().items()}
     n_params = sum(v.size for v in global_arrays.values())
@@ -66,7 +75,8 @@ def time_aggregation(clients: Sequence[int], repeats: int = 3, seed: int = 0) ->
             for name in ("fedavg", "quality-softmax", "fedgradtrace"):
                 run = RunDirectory.create(tmp, name, {})
                 # history 0: the weighting alone; keeping L updates per client costs L copies of the model each
-                strategy = build_strategy(name, run, {"fedgradtrace.history": 0}, min_train_nodes=1)
+                settings = RunSettings.from_flat({"strategy": name, "fedgradtrace.history": 0, "min-nodes": 1})
+                strategy = build_strategy(settings, run)
                 times = []
                 for _ in range(repeats):
                     strategy.global_arrays = global_arrays

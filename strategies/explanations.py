@@ -1,5 +1,6 @@
-"""Federated explanations: the client's SHAP summary as a ConfigRecord, and the server's merge
-into one global explanation space keyed by hashed event ids (FedXLog 3.3).
+"""Federated explanations: the server's merge of the clients' SHAP summaries into one global
+explanation space keyed by hashed event ids (FedXLog 3.3). The record itself is in
+``fedlog.protocol``.
 
 A client sends only 8-hex ids and numbers: per id its frequency, the number of
 explained windows containing it, mean SHAP and mean |SHAP|; plus, for the
@@ -16,51 +17,10 @@ client on a CPU); -1 never.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
-from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord
-from flwr.serverapp import Grid
-
-from fedlog.explain.plots import plot_explanations
-from fedlog.explain.shap_ids import IdExplanation
-from strategies.common import silo_name
-
-EXPLANATION_RECORD = "explanation"
-EXPLAIN_FLAG = "explain"  # evaluate config: explain this round
-
-
-def explanation_record(exp: IdExplanation) -> ConfigRecord:
-    return ConfigRecord(
-        {
-            "ids": list(exp.ids),
-            "frequency": [int(v) for v in exp.frequency],
-            "windows": [int(v) for v in exp.windows],
-            "mean-shap": [float(v) for v in exp.mean_shap],
-            "mean-abs-shap": [float(v) for v in exp.mean_abs_shap],
-            "values": [float(v) for v in exp.values.ravel()],
-            "counts": [int(v) for v in exp.counts.ravel()],
-            "base": [float(v) for v in exp.base],
-            "samples": int(exp.samples),
-        }
-    )
-
-
-def decode_record(record: Mapping[str, Any]) -> dict[str, Any]:
-    ids = list(record["ids"])
-    shape = (int(record["samples"]), len(ids))
-    return {
-        "ids": ids,
-        "frequency": list(record["frequency"]),
-        "windows": list(record["windows"]),
-        "mean_shap": list(record["mean-shap"]),
-        "mean_abs_shap": list(record["mean-abs-shap"]),
-        "samples": shape[0],
-        "values": np.asarray(record["values"], dtype=float).reshape(shape),
-        "counts": np.asarray(record["counts"], dtype=float).reshape(shape),
-        "base": np.asarray(record["base"], dtype=float),
-    }
 
 
 def merge_explanations(clients: Mapping[str, Mapping[str, Any]], top_n: int) -> dict[str, Any]:
@@ -104,33 +64,3 @@ def explain_round(round_idx: int, total: int, every: int) -> bool:
     if every < 0:
         return False
     return round_idx == total or (every > 0 and round_idx % every == 0)
-
-
-class ExplanationMixin:
-    """Asks clients for explanations on the chosen rounds, merges and writes them. Goes after
-    ``RecordingMixin`` in the bases (it uses ``run`` and ``round_offset``)."""
-
-    explain_every: int = 0
-    explain_top_n: int = 10
-    total_rounds: int = 0
-
-    def configure_evaluate(
-        self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
-    ) -> Iterable[Message]:
-        round_idx = server_round + self.round_offset  # type: ignore[attr-defined]
-        config[EXPLAIN_FLAG] = explain_round(round_idx, self.total_rounds, self.explain_every)
-        return super().configure_evaluate(server_round, arrays, config, grid)  # type: ignore[misc]
-
-    def aggregate_evaluate(self, server_round: int, replies: Iterable[Message]) -> MetricRecord | None:
-        replies = list(replies)
-        clients = {
-            silo_name(m): decode_record(m.content.config_records[EXPLANATION_RECORD])
-            for m in replies
-            if not m.has_error() and EXPLANATION_RECORD in m.content.config_records
-        }
-        if clients:
-            round_idx = server_round + self.round_offset  # type: ignore[attr-defined]
-            merged = merge_explanations(clients, self.explain_top_n) | {"round": round_idx}
-            self.run.save_json(f"explanations/round-{round_idx:03d}.json", merged)  # type: ignore[attr-defined]
-            plot_explanations(merged, self.run.path / "plots")  # type: ignore[attr-defined]
-        return super().aggregate_evaluate(server_round, replies)  # type: ignore[misc]

@@ -1,4 +1,4 @@
-"""FedGradTrace (FedXLog 3.2.1, as reconstructed in DESIGN.md): Frobenius-norm weighting
+"""FedGradTrace (FedXLog 3.2.1, as reconstructed in docs/DESIGN.md): Frobenius-norm weighting
 with an auditable trajectory per client.
 
 Delta_k = theta_k - theta_{t-1},  F_k = ||Delta_k||_F (all tensors),
@@ -13,15 +13,17 @@ reported norm disagrees (a client cannot hide the size of its update).
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from flwr.app import Array, ArrayRecord, Message, MetricRecord
+from flwr.serverapp.strategy import FedAvg
 
-from strategies.common import RobustFedAvg, weighted_sum_arrays
-
-NORM_KEY = "update-norm"
+from fedlog import protocol
+from strategies.base import FedlogStrategy
+from strategies.common import weighted_sum_arrays
 
 
 def trace_weights(n: Sequence[float], norms: Sequence[float], lam: float) -> np.ndarray:
@@ -32,14 +34,29 @@ def trace_weights(n: Sequence[float], norms: Sequence[float], lam: float) -> np.
     return raw / raw.sum()
 
 
-class FedGradTrace(RobustFedAvg):
-    def __init__(self, lam: float = 1.0, history: int = 3, norm_tolerance: float = 1e-3, **kwargs: Any) -> None:
+@dataclass
+class FedGradTraceParams:
+    """Run-config keys ``fedgradtrace.*``."""
+
+    lambda_: float = 1.0  # key "lambda": how hard a large update is damped; 0 is FedAvg
+    history: int = 3  # updates kept per client for inspection (each costs a model copy)
+    norm_tolerance: float = 1e-3  # relative gap allowed between a reported and the recomputed norm
+
+
+class FedGradTrace(FedlogStrategy, FedAvg):
+    Params = FedGradTraceParams
+
+    def __init__(self, params: FedGradTraceParams, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.lam = lam
-        self.norm_tolerance = norm_tolerance
+        self.params = params
         self.trajectories: dict[str, list[dict[str, float]]] = {}
         self.recent: dict[str, deque] = {}
-        self.history = history
+
+    def persisted_state(self) -> dict[str, Any]:
+        return {"trajectories": self.trajectories}
+
+    def restore_state(self, state: Mapping[str, Any]) -> None:
+        self.trajectories = {name: list(points) for name, points in state.get("trajectories", {}).items()}
 
     def _aggregate(
         self, server_round: int, replies: list[Message], names: list[str]
@@ -56,25 +73,25 @@ class FedGradTrace(RobustFedAvg):
 
         kept, clients, n, norms = [], [], [], []
         for msg, name in zip(replies, names):
-            metrics = next(iter(msg.content.metric_records.values()))
+            metrics = protocol.metrics_of(msg)
             client = self.decoded[name]
             norm = float(np.sqrt(sum(_dot(d, d) for d in delta_of(client).values())))
-            reported = float(metrics.get(NORM_KEY, -1.0))
-            if abs(reported - norm) > self.norm_tolerance * max(1.0, norm):
+            reported = float(metrics.get(protocol.UPDATE_NORM, -1.0))
+            if abs(reported - norm) > self.params.norm_tolerance * max(1.0, norm):
                 self.rejected[name] = f"reported update norm {reported:.6g} != recomputed {norm:.6g}"
                 continue
-            if self.history:
-                self.recent.setdefault(name, deque(maxlen=self.history)).append(
+            if self.params.history:
+                self.recent.setdefault(name, deque(maxlen=self.params.history)).append(
                     {k: d.copy() for k, d in buffer.items()}
                 )
             kept.append((msg, name))
             clients.append(client)
-            n.append(float(metrics["num-examples"]))
+            n.append(float(metrics[protocol.NUM_EXAMPLES]))
             norms.append(norm)
         if len(kept) < max(1, self.min_train_nodes):
             self.rejected["round"] = f"only {len(kept)} replies passed the norm check: kept the global model"
             return None, None
-        weights = trace_weights(n, norms, self.lam)
+        weights = trace_weights(n, norms, self.params.lambda_)
         # The weights sum to 1, so theta_{t-1} + sum w_k Delta_k = sum w_k theta_k.
         new = weighted_sum_arrays(clients, weights)
         update = {k: new[k] - v for k, v in base.items()}
@@ -84,7 +101,7 @@ class FedGradTrace(RobustFedAvg):
             share = np.asarray(weights) * np.array(dots) / update_sq
         else:
             share = np.full(len(kept), 1.0 / len(kept))
-        round_idx = server_round + self.round_offset
+        round_idx = self._round(server_round)
         for i, (_, name) in enumerate(kept):
             point = {"round": round_idx, "n": n[i], "F": norms[i], "w": float(weights[i]), "share": float(share[i])}
             self.trajectories.setdefault(name, []).append(point)

@@ -9,21 +9,23 @@ n-weighted mixture of this round's histograms. Clients send raw counts (ids
 and counts only); the server smooths every histogram over the union of ids
 (add-``smoothing``), because KL needs a common support. The paper writes
 ``+ gamma * KL`` but says clients closer to the global distribution score
-higher, hence the minus (DESIGN.md). JS is offered since KL between disjoint
+higher, hence the minus (docs/DESIGN.md). JS is offered since KL between disjoint
 silos is unbounded.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
-from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MetricRecord
+from flwr.app import Array, ArrayRecord, Message, MetricRecord
+from flwr.serverapp.strategy import FedAvg
 
-from strategies.common import RobustFedAvg, weighted_sum_arrays
-
-HISTOGRAM_RECORD = "histogram"  # ConfigRecord in train replies: {"ids": [...], "counts": [...]}
+from fedlog import protocol
+from strategies.base import FedlogStrategy
+from strategies.common import weighted_sum_arrays
 
 
 def smoothed_histograms(hists: Sequence[Mapping[str, int]], smoothing: float) -> np.ndarray:
@@ -77,53 +79,40 @@ def quality_weights(
     }
 
 
-def histogram_of(msg: Message) -> dict[str, int]:
-    record = msg.content.config_records.get(HISTOGRAM_RECORD)
-    if record is None:
-        raise ValueError("QualitySoftmax needs the client's event-id histogram in its reply")
-    return dict(zip(record["ids"], record["counts"]))
+@dataclass
+class QualitySoftmaxParams:
+    """GANFL eq. 3-5 (run-config keys ``quality-softmax.*``)."""
+
+    alpha: float = 1.0  # weight of the client's validation accuracy
+    beta: float = 1.0  # weight of its share of the training examples
+    gamma: float = 1.0  # weight of the divergence of its event histogram from the mixture
+    temperature: float = 1.0  # softmax temperature T
+    divergence: str = "kl"  # or "js": bounded when silos share no event at all
+    smoothing: float = 1.0  # add-k smoothing over the union of ids (KL needs a common support)
+
+    def __post_init__(self) -> None:
+        if self.divergence not in DIVERGENCES:
+            raise ValueError(f"divergence must be one of {', '.join(DIVERGENCES)}, not {self.divergence!r}")
 
 
-class QualitySoftmax(RobustFedAvg):
-    def __init__(
-        self,
-        alpha: float = 1.0,
-        beta: float = 1.0,
-        gamma: float = 1.0,
-        temperature: float = 1.0,
-        divergence: str = "kl",
-        smoothing: float = 1.0,
-        **kwargs: Any,
-    ) -> None:
+class QualitySoftmax(FedlogStrategy, FedAvg):
+    Params = QualitySoftmaxParams
+
+    def __init__(self, params: QualitySoftmaxParams, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        if divergence not in DIVERGENCES:
-            raise ValueError(f"divergence must be one of {', '.join(DIVERGENCES)}, not {divergence!r}")
-        self.params = {
-            "alpha": alpha,
-            "beta": beta,
-            "gamma": gamma,
-            "temperature": temperature,
-            "divergence": divergence,
-            "smoothing": smoothing,
-        }
+        self.params = params
 
     def _aggregate(
         self, server_round: int, replies: list[Message], names: list[str]
     ) -> tuple[ArrayRecord | None, MetricRecord | None]:
-        metrics = [next(iter(m.content.metric_records.values())) for m in replies]
+        metrics = [protocol.metrics_of(m) for m in replies]
         result = quality_weights(
-            [float(m["val-accuracy"]) for m in metrics],
-            [float(m["num-examples"]) for m in metrics],
-            [histogram_of(m) for m in replies],
-            **self.params,
+            [float(m[protocol.VAL_ACCURACY]) for m in metrics],
+            [float(m[protocol.NUM_EXAMPLES]) for m in metrics],
+            [protocol.histogram_of(m) for m in replies],
+            **asdict(self.params),
         )
         self.round_info = {name: {key: values[i] for key, values in result.items()} for i, name in enumerate(names)}
         summed = weighted_sum_arrays([self.decoded[name] for name in names], result["w"])
         arrays = ArrayRecord({k: Array(v) for k, v in summed.items()})
         return arrays, self.train_metrics_aggr_fn([m.content for m in replies], self.weighted_by_key)
-
-
-def histogram_record(hist: Mapping[str, int]) -> ConfigRecord:
-    """What a client sends: hashed ids and their counts, nothing else."""
-    ids = sorted(hist)
-    return ConfigRecord({"ids": ids, "counts": [int(hist[i]) for i in ids]})

@@ -102,6 +102,23 @@ def synthetic_silos(state_dir) -> dict[str, Path]:
     return generate_silos(state_dir / "synthetic-test", SyntheticSpec(seed=3, scale=0.5))
 
 
+@pytest.fixture(scope="session")
+def app_with_faults(tmp_path_factory) -> Path:
+    """A copy of the Flower app whose ClientApp is tests/fault_client_app.py (node config ``fault``)."""
+    import shutil
+
+    app = tmp_path_factory.mktemp("app-with-faults")
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    for package in ("fedlog", "strategies", "clients"):
+        shutil.copytree(REPO / package, app / package, ignore=ignore)
+    for module in ("client_app.py", "server_app.py", "tests/fault_client_app.py"):
+        shutil.copy(REPO / module, app)
+    pyproject = (REPO / "pyproject.toml").read_text()
+    assert 'clientapp = "client_app:app"' in pyproject
+    (app / "pyproject.toml").write_text(pyproject.replace('"client_app:app"', '"fault_client_app:app"'))
+    return app
+
+
 @pytest.fixture()
 def task_identity():
     """Flower's Message needs a run/node/task identity, which only a running app sets."""

@@ -12,7 +12,6 @@ from conftest import TINY_FASTLOGAD
 from cryptography import x509
 
 from fedlog import deploy
-from fedlog.cli import APP_DIR
 from fedlog.config import default_run_config
 from fedlog.loopback import LoopbackFederation
 
@@ -64,7 +63,9 @@ def test_supernodes_without_valid_credentials_are_refused(tmp_path) -> None:
 
 
 @pytest.mark.slow
-def test_deployed_run_with_tls_and_auth_survives_a_dead_node_and_rejects_nan(tmp_path, state_dir) -> None:
+def test_deployed_run_with_tls_and_auth_survives_a_dead_node_and_rejects_nan(
+    tmp_path, state_dir, app_with_faults
+) -> None:
     runs = tmp_path / "runs"
     config = (
         default_run_config()
@@ -88,7 +89,7 @@ def test_deployed_run_with_tls_and_auth_survives_a_dead_node_and_rejects_nan(tmp
             for name, silo in silos.items()
         }
         assert fed.wait_for_nodes(4) == sorted(nodes.values())
-        run = fed.submit(APP_DIR, config)
+        run = fed.submit(app_with_faults, config)  # node d's ClientApp sends NaN (tests/fault_client_app.py)
         deadline = time.time() + 400
         while not _rounds(runs) and time.time() < deadline and run.poll() is None:
             time.sleep(1)

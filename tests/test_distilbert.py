@@ -13,17 +13,20 @@ import torch
 from conftest import TINY_DISTILBERT
 from matplotlib.image import imread
 
+from fedlog import protocol
 from fedlog.cli import main
 from fedlog.data.records import NORMAL
 from fedlog.detectors import build_detector
+from fedlog.detectors.base import LocalContext
 from fedlog.detectors.distilbert import _TEACHERS
 from fedlog.detectors.distill import attributions, count_parameters, student_layers
 from fedlog.efficiency import efficiency_rows, format_rows
 from fedlog.explain.plots import FILES, plot_explanations
 from fedlog.explain.shap_ids import explain_split
+from fedlog.session import local_context
 from fedlog.silo import SiloSource, prepare_silo
 from fedlog.windows import Split, SplitSpec
-from strategies.explanations import decode_record, explanation_record, merge_explanations
+from strategies.explanations import merge_explanations
 
 PLANTED = "Planted disk failure while flushing"
 HEX8 = re.compile(r"[0-9a-f]{8}")
@@ -73,7 +76,7 @@ def planted(tmp_path_factory, state_dir):
 def trained(planted):
     silo, _, _ = planted
     det = build_detector("distilbert", TINY_DISTILBERT | {"distilbert.teacher-epochs": 6}, seed=0)
-    det.attach(silo.parser_path.parent, silo.split)
+    det.bind(local_context(silo))
     for round_idx in range(1, 6):  # a tiny random-init BERT sits on the class-prior plateau for ~3 rounds
         stats = det.train_round(silo.split.train, round_idx, epochs=2)
     return det, stats
@@ -99,7 +102,7 @@ def test_planted_template_is_the_top_attribution(planted, trained) -> None:
     assert explanation.ids[top] == planted_id and explanation.mean_shap[top] > 0
     assert explanation.frequency[0] == sum(w.events.count(planted_id) for w in chosen)
 
-    record = explanation_record(explanation)
+    record = protocol.explanation_record(explanation)
     for key, value in record.items():  # only 8-hex ids and numbers leave the client
         for item in value if isinstance(value, list) else [value]:
             assert isinstance(item, int | float) or HEX8.fullmatch(item), (key, item)
@@ -107,11 +110,15 @@ def test_planted_template_is_the_top_attribution(planted, trained) -> None:
     assert not any(word in payload for t in templates.values() for word in t.split() if len(word) > 3)
 
 
-def test_plots_are_real_images(planted, trained, tmp_path) -> None:
+def test_plots_are_real_images(planted, trained, tmp_path, task_identity) -> None:
+    from flwr.app import Message, RecordDict
+
     silo, _, _ = planted
     det, _ = trained
     explanation, _ = explain_split(det, silo.split, samples=8, top_n=4, seed=1)
-    one = decode_record(explanation_record(explanation))
+    instruction = Message(RecordDict(), dst_node_id=1, message_type="evaluate")
+    reply = protocol.reply(instruction, "hdfs", 0, {"examples": 8}, explanation=explanation)
+    one = protocol.explanation_of(reply)
     merged = merge_explanations({"0:hdfs": one, "1:hdfs": one}, top_n=4) | {"round": 5}
     paths = plot_explanations(merged, tmp_path)
     assert [p.name for p in paths] == list(FILES)
@@ -164,7 +171,7 @@ def test_teacher_runs_once_and_is_reloaded_from_the_state_dir(planted, trained) 
     assert len(saved) == 1
     _TEACHERS.clear()  # a fresh client process
     again = build_detector("distilbert", TINY_DISTILBERT | {"distilbert.teacher-epochs": 6}, seed=0)
-    again.attach(silo.parser_path.parent, silo.split)
+    again.bind(local_context(silo))
     teacher = again.teacher(silo.split.train, silo.split.val)
     torch.testing.assert_close(teacher.logits, det.teacher(silo.split.train, silo.split.val).logits)
 
@@ -182,7 +189,7 @@ def test_client_without_labelled_anomalies_trains_without_a_teacher(planted) -> 
     normal = [w for w in silo.split.train if w.label == NORMAL]
     split = Split(normal, [w for w in silo.split.val if w.label == NORMAL], silo.split.test)
     det = build_detector("distilbert", TINY_DISTILBERT, seed=0)
-    det.attach(silo.parser_path.parent, split)
+    det.bind(LocalContext({}, silo.parser_path.parent, split.train, split.val))
     stats = det.train_round(split.train, 1, epochs=1)
     assert stats["teacher"] == 0.0 and stats["kd"] == 0.0 and np.isfinite(stats["ce"])
     metrics = det.evaluate_split(split)

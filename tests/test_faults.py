@@ -8,8 +8,7 @@ import json
 import numpy as np
 import pytest
 import torch
-
-from clients.faults import inject_fault
+from fault_client_app import inject_fault
 
 GLOBAL = {"w": np.zeros((3, 2), dtype=np.float32)}
 NODES = {11: "0:hdfs", 12: "1:bgl", 13: "2:spirit"}
@@ -63,11 +62,12 @@ def _round(strategy, server_round: int, answering: dict[int, str]):
 
 
 def test_silent_and_unavailable_nodes_are_recorded_by_silo_and_round(tmp_path, task_identity) -> None:
+    from fedlog.config import RunSettings
     from fedlog.rundir import RunDirectory
     from strategies import build_strategy
 
     run = RunDirectory.create(tmp_path, "faults", {})
-    strategy = build_strategy("fedavg", run, {}, min_train_nodes=1, min_available_nodes=1)
+    strategy = build_strategy(RunSettings.from_flat({"strategy": "fedavg", "min-nodes": 1}), run)
     strategy.global_arrays = {k: v.copy() for k, v in GLOBAL.items()}
     _round(strategy, 1, {11: "ok", 12: "ok", 13: "ok"})
     _round(strategy, 2, {11: "ok", 12: "unavailable"})  # 13 never answers

@@ -11,6 +11,7 @@ import pytest
 from conftest import TINY_GANFL
 
 from fedlog.detectors import build_detector
+from fedlog.session import local_context
 from fedlog.silo import SiloSource, prepare_silo
 from fedlog.windows import Split, SplitSpec
 
@@ -35,7 +36,7 @@ def test_wgan_gp_gradient_norm_near_one_and_samples_move_toward_the_anomalies(hd
     split = hdfs_slice.split
     assert sum(w.label for w in split.train) >= 20
     det = ganfl(gan_steps=150)
-    det.use_templates(hdfs_slice.templates)
+    det.bind(local_context(hdfs_slice))
     stats = det.train_round(split.train, 1, epochs=1)
     history = det.gan_history
     assert stats["gan_steps"] == 150 and stats["synthetic"] > 0 and stats["normal_only"] == 0
@@ -49,7 +50,7 @@ def test_wgan_gp_gradient_norm_near_one_and_samples_move_toward_the_anomalies(hd
 def test_ganfl_detects_anomalies_in_real_hdfs(hdfs_slice) -> None:
     split = hdfs_slice.split
     det = ganfl()
-    det.use_templates(hdfs_slice.templates)
+    det.bind(local_context(hdfs_slice))
     for round_idx in (1, 2):
         det.train_round(split.train, round_idx, epochs=2)
     metrics = det.evaluate_split(split)
@@ -60,7 +61,7 @@ def test_ganfl_detects_anomalies_in_real_hdfs(hdfs_slice) -> None:
 def test_client_without_anomalies_trains_on_normal_data_and_says_so(hdfs_slice, caplog) -> None:
     normal_only = [w for w in hdfs_slice.split.train if w.label == 0]
     det = ganfl()
-    det.use_templates(hdfs_slice.templates)
+    det.bind(local_context(hdfs_slice))
     with caplog.at_level(logging.WARNING, logger="fedlog.detectors.ganfl"):
         stats = det.train_round(normal_only, 1, epochs=1)
     assert "no labelled anomalies" in caplog.text
@@ -71,9 +72,9 @@ def test_client_without_anomalies_trains_on_normal_data_and_says_so(hdfs_slice, 
 def test_unknown_events_and_missing_templates(hdfs_slice) -> None:
     window = hdfs_slice.split.test[0]
     det = ganfl()
-    with pytest.raises(RuntimeError, match="use_templates"):
+    with pytest.raises(RuntimeError, match="bind a LocalContext"):
         det.score([window])
-    det.use_templates(hdfs_slice.templates)
+    det.bind(local_context(hdfs_slice))
     unknown = dataclasses.replace(window, events=[None] * len(window.events))
     assert det.score([unknown, window]).shape == (2,)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -83,11 +85,12 @@ def _reply(partition: int, arrays: dict, n: int, norm: float | None = None, hist
 
 
 def _strategy(name, tmp_path, **config):
+    from fedlog.config import RunSettings
     from fedlog.rundir import RunDirectory
     from strategies import build_strategy
 
     run = RunDirectory.create(tmp_path, name, {})
-    strategy = build_strategy(name, run, config, min_train_nodes=1, min_available_nodes=1)
+    strategy = build_strategy(RunSettings.from_flat({"strategy": name, "min-nodes": 1} | config), run)
     strategy.global_arrays = {k: v.copy() for k, v in GLOBAL.items()}  # what configure_train keeps
     strategy.current_arrays = {k: v.copy() for k, v in GLOBAL.items()}  # the same, for FedAdam
     return strategy, run
@@ -117,7 +120,8 @@ def test_fedgradtrace_rejects_a_lying_norm_and_records_trajectories(tmp_path, ta
     assert "reported update norm" in strategy.rejected["1:s1"]
     assert arrays["w"].numpy() == pytest.approx(np.ones((3, 2)))
     assert strategy.trajectories["0:s0"][0]["share"] == pytest.approx(1.0)
-    assert (run.path / "trajectories" / "round-001.json").exists()
+    saved = json.loads((run.path / "strategy" / "round-001.json").read_text())
+    assert saved["trajectories"] == strategy.trajectories  # what a resumed run takes back
 
 
 def test_fedgradtrace_with_lambda_zero_matches_fedavg(tmp_path, task_identity) -> None:

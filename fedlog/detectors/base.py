@@ -19,6 +19,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
+from fedlog.config import params_from_config
 from fedlog.data.records import NORMAL
 from fedlog.metrics import detection_metrics
 from fedlog.windows import Split, Window
@@ -173,22 +174,8 @@ def register(cls: type[Detector]) -> type[Detector]:
     return cls
 
 
-def params_from_config(cls: type[Detector], config: Mapping[str, Any]) -> Any:
-    """Build ``cls.Params`` from run-config keys ``<detector>.<field-with-dashes>``."""
-    prefix = f"{cls.name}."
-    fields = {f.name: f for f in dataclasses.fields(cls.Params)}
-    values = {}
-    for key, value in config.items():
-        if key.startswith(prefix):
-            name = key[len(prefix) :].replace("-", "_")
-            if name not in fields:
-                raise KeyError(f"unknown {cls.name} parameter {key!r}; known: {', '.join(fields)}")
-            values[name] = type(getattr(cls.Params(), name))(value)
-    return cls.Params(**values)
-
-
 def build_detector(name: str, config: Mapping[str, Any], seed: int, device: str = "auto") -> Detector:
     if name not in DETECTORS:
         raise KeyError(f"unknown detector {name!r}; choose one of {', '.join(DETECTORS)}")
     cls = DETECTORS[name]
-    return cls(params_from_config(cls, config), seed=seed, device=device)
+    return cls(params_from_config(name, cls.Params, config), seed=seed, device=device)

@@ -72,7 +72,14 @@ from fedlog.detectors.base import (
     robust_quantile,
     seed_everything,
 )
-from fedlog.detectors.distill import attribution_loss, attributions, distil, kd_loss, student_layers
+from fedlog.detectors.distill import (
+    attribution_loss,
+    attributions,
+    count_parameters,
+    distil,
+    kd_loss,
+    student_layers,
+)
 from fedlog.detectors.sequences import chunk, cls_batch
 from fedlog.explain.text import window_text
 from fedlog.metrics import detection_metrics
@@ -143,7 +150,7 @@ class DistilBert(Detector):
         initial = self._initial_teacher()
         self.keep = student_layers(initial.config.num_hidden_layers, params.student_layers)
         self._student = distil(initial, self.keep).to(self.device)
-        self.teacher_parameters = sum(p.numel() for p in initial.parameters())
+        self.teacher_parameters = count_parameters(initial)
         self.state_dir: Path | None = None
         self.val: Sequence[Window] = ()
         self._teacher: Teacher | None = None

@@ -30,7 +30,7 @@ normal quantile. On a 2,000-session HDFS slice: F1 0.59 -> 0.92 at AUROC 0.999.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np

@@ -1,0 +1,206 @@
+"""What every fedlog strategy does around a Flower strategy: screen, record, explain, persist.
+
+``FedlogStrategy`` goes before the Flower strategy in a subclass's bases
+(``class FedAvgStrategy(FedlogStrategy, FedAvg)``). It
+
+- waits at most ``node-timeout`` for the nodes a round needs, then fails loudly;
+- rejects (and records) replies that carry an error, NaN/Inf, or arrays whose
+  names or shapes differ from the global model; sorts the rest by silo so the
+  result does not depend on arrival order; keeps the global model when fewer
+  than ``min_train_nodes`` usable replies remain;
+- writes each round's per-silo figures, bytes sent, rejections, drop-outs and
+  aggregation weights to ``rounds.jsonl`` and the global parameters to
+  ``params/``; Flower's own strategies would average the silos' metrics away;
+- asks for SHAP explanations on the rounds ``explain.every`` picks and merges them;
+- persists whatever ``persisted_state()`` returns after every round, and takes it
+  back through ``restore_state()`` on resume, so the run directory knows no
+  strategy by name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord
+from flwr.serverapp import Grid
+
+from fedlog import protocol
+from fedlog.explain.plots import plot_explanations
+from fedlog.rundir import RunDirectory
+from strategies.common import decode, screen, to_numpy, wait_for_nodes
+from strategies.explanations import explain_round, merge_explanations
+
+NO_REPLY = "no reply within round-timeout"
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """What every strategy needs to know of the run besides its own parameters."""
+
+    total_rounds: int
+    round_offset: int = 0  # rounds already done before a resume
+    node_timeout: float = 600.0
+    explain_every: int = 0
+    explain_top_n: int = 10
+
+
+def reply_bytes(msg: Message) -> int:
+    return sum(record.count_bytes() for record in msg.content.values()) if msg.has_content() else 0
+
+
+class FedlogStrategy:
+    """Screening, per-silo records, explanations and resumable state for any Flower strategy."""
+
+    min_train_nodes: int
+    min_available_nodes: int
+
+    def __init__(self, run: RunDirectory, options: RunOptions, **flower_kwargs: Any) -> None:
+        super().__init__(**flower_kwargs)
+        self.run = run
+        self.options = options
+        self.global_arrays: dict[str, np.ndarray] | None = None
+        self.final_eval: dict[str, dict[str, float]] = {}
+        self.round_info: dict[str, Any] = {}  # per silo: what the aggregation weighed it by
+        self.rejected: dict[str, str] = {}
+        self.decoded: dict[str, dict[str, np.ndarray]] = {}  # each usable reply deserialized once
+        self._node_names: dict[int, str] = {}  # node id -> silo, learned from earlier replies
+        self._sent: list[Message] = []
+        self._pending: dict[str, Any] = {}
+
+    # -- hooks for subclasses -------------------------------------------------------------------
+
+    def persisted_state(self) -> dict[str, Any]:
+        """State that must survive a resume (JSON-serialisable); none by default."""
+        return {}
+
+    def restore_state(self, state: Mapping[str, Any]) -> None:  # noqa: B027 (a no-op unless overridden)
+        """Take back what ``persisted_state`` returned after the round a run resumes from."""
+
+    def _aggregate(
+        self, server_round: int, replies: list[Message], names: list[str]
+    ) -> tuple[ArrayRecord | None, MetricRecord | None]:
+        """Aggregate screened replies (sorted by silo); Flower's own aggregation by default."""
+        return super().aggregate_train(server_round, replies)  # type: ignore[misc]
+
+    # -- rounds ---------------------------------------------------------------------------------
+
+    def _round(self, server_round: int) -> int:
+        """The run's round number, also after a resume."""
+        return server_round + self.options.round_offset
+
+    def configure_train(
+        self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
+    ) -> Iterable[Message]:
+        needed = max(self.min_available_nodes, self.min_train_nodes)
+        wait_for_nodes(grid, needed, self.options.node_timeout)
+        self.global_arrays = to_numpy(arrays)
+        self._sent = list(super().configure_train(server_round, arrays, config, grid))  # type: ignore[misc]
+        for msg in self._sent:
+            msg.content[protocol.CONFIG][protocol.SERVER_ROUND] = self._round(server_round)
+        return self._sent
+
+    def configure_evaluate(
+        self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
+    ) -> Iterable[Message]:
+        o = self.options
+        config[protocol.EXPLAIN] = explain_round(self._round(server_round), o.total_rounds, o.explain_every)
+        self._sent = list(super().configure_evaluate(server_round, arrays, config, grid))  # type: ignore[misc]
+        return self._sent
+
+    def aggregate_train(
+        self, server_round: int, replies: Iterable[Message]
+    ) -> tuple[ArrayRecord | None, MetricRecord | None]:
+        replies = list(replies)
+        silos: dict[str, dict[str, Any]] = {}
+        for msg in replies:
+            entry = silos.setdefault(self.who(msg), {"bytes_sent": reply_bytes(msg)})
+            if not msg.has_error():
+                entry["train"] = dict(protocol.metrics_of(msg))
+        arrays, metrics = self._screen_and_aggregate(server_round, replies)
+        for name, reason in self.rejected.items():
+            silos.setdefault(name, {})["rejected"] = reason
+        for name, info in self.round_info.items():
+            silos.setdefault(name, {})["aggregation"] = info
+        for name, reason in self._dropped(replies).items():
+            silos.setdefault(name, {})["dropped"] = reason
+        round_idx = self._round(server_round)
+        if arrays is not None:
+            self.run.save_parameters(round_idx, arrays.to_torch_state_dict())
+        self.run.save_strategy_state(round_idx, self.persisted_state())
+        self._pending = {"round": round_idx, "silos": silos, "aggregated": arrays is not None}
+        return arrays, metrics
+
+    def _screen_and_aggregate(
+        self, server_round: int, replies: list[Message]
+    ) -> tuple[ArrayRecord | None, MetricRecord | None]:
+        self.round_info, self.rejected, self.decoded = {}, {}, {}
+        valid = []
+        for msg in replies:
+            values = decode(msg)
+            reason = values if isinstance(values, str) else screen(values, self.global_arrays)
+            if reason is None:
+                valid.append(msg)
+                self.decoded[protocol.silo_name(msg)] = values
+            else:
+                self.rejected[self.who(msg)] = reason
+        valid.sort(key=protocol.silo_name)
+        if len(valid) < max(1, self.min_train_nodes):
+            self.rejected["round"] = f"only {len(valid)} usable replies (< min-train-nodes): kept the global model"
+            return None, None
+        return self._aggregate(server_round, valid, [protocol.silo_name(m) for m in valid])
+
+    def aggregate_evaluate(self, server_round: int, replies: Iterable[Message]) -> MetricRecord | None:
+        replies = list(replies)
+        round_idx = self._round(server_round)
+        self._merge_explanations(round_idx, replies)
+        record = self._pending if self._pending.get("round") == round_idx else {"round": round_idx, "silos": {}}
+        evals = {}
+        for msg in replies:
+            entry = record["silos"].setdefault(self.who(msg), {})
+            if msg.has_error():
+                entry["eval_error"] = msg.error.reason
+                continue
+            evals[self.who(msg)] = entry["eval"] = dict(protocol.metrics_of(msg))
+        for name, reason in self._dropped(replies).items():
+            record["silos"].setdefault(name, {})["eval_dropped"] = reason
+        aggregated = super().aggregate_evaluate(server_round, replies)  # type: ignore[misc]
+        self.run.append_round(record)
+        self.final_eval = evals or self.final_eval
+        figures = "  ".join(f"{name} F1={m['f1']:.3f}" for name, m in sorted(evals.items()))
+        failed = ("rejected", "eval_error", "dropped", "eval_dropped")
+        dropped = [n for n, e in record["silos"].items() if any(k in e for k in failed)]
+        note = f"  (rejected/failed: {', '.join(dropped)})" if dropped else ""
+        print(f"[fedlog] round {round_idx}: {figures}{note}", flush=True)
+        return aggregated
+
+    def _merge_explanations(self, round_idx: int, replies: list[Message]) -> None:
+        clients = {protocol.silo_name(m): e for m in replies if (e := protocol.explanation_of(m)) is not None}
+        if clients:
+            merged = merge_explanations(clients, self.options.explain_top_n) | {"round": round_idx}
+            self.run.save_json(f"explanations/round-{round_idx:03d}.json", merged)
+            plot_explanations(merged, self.run.path / "plots")
+
+    # -- who is who -----------------------------------------------------------------------------
+
+    def _node_of(self, msg: Message) -> int:
+        """The node a reply answers for: an error reply the SuperLink made up (node unavailable)
+        comes from the SuperLink itself, so map it back through the message it replies to."""
+        sent = {m.metadata.message_id: m.metadata.dst_node_id for m in self._sent}
+        return sent.get(msg.metadata.reply_to_message_id, msg.metadata.src_node_id)
+
+    def who(self, msg: Message) -> str:
+        """The silo a reply speaks for, also for error replies (names learned in earlier rounds)."""
+        node = self._node_of(msg)
+        if not msg.has_error() and protocol.SILO in msg.content.config_records:
+            self._node_names[node] = protocol.silo_name(msg)
+            return self._node_names[node]
+        return self._node_names.get(node, f"node-{node}")
+
+    def _dropped(self, replies: list[Message]) -> dict[str, str]:
+        """Sampled nodes that sent nothing back before the round timed out."""
+        answered = {self._node_of(m) for m in replies}
+        missing = {m.metadata.dst_node_id for m in self._sent} - answered
+        return {self._node_names.get(n, f"node-{n}"): NO_REPLY for n in sorted(missing)}
