@@ -1,4 +1,4 @@
-"""FedGradTrace (FedXLog 3.2.1, as reconstructed in DESIGN.md): Frobenius-norm weighting
+"""FedGradTrace (FedXLog 3.2.1, as reconstructed in docs/DESIGN.md): Frobenius-norm weighting
 with an auditable trajectory per client.
 
 Delta_k = theta_k - theta_{t-1},  F_k = ||Delta_k||_F (all tensors),

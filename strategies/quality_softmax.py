@@ -9,7 +9,7 @@ n-weighted mixture of this round's histograms. Clients send raw counts (ids
 and counts only); the server smooths every histogram over the union of ids
 (add-``smoothing``), because KL needs a common support. The paper writes
 ``+ gamma * KL`` but says clients closer to the global distribution score
-higher, hence the minus (DESIGN.md). JS is offered since KL between disjoint
+higher, hence the minus (docs/DESIGN.md). JS is offered since KL between disjoint
 silos is unbounded.
 """
 
