@@ -27,9 +27,8 @@ def train_centralized(config: Mapping[str, Any], silo: str = "") -> Path:
     )
     print(f"[fedlog] run directory: {run.path}", flush=True)
     metrics: dict[str, float] = {}
-    for round_idx in range(1, settings.num_rounds + 1):
-        started = time.time()
-        stats = session.train_alone(round_idx, settings.local_epochs)
+    started = time.time()
+    for round_idx, stats in session.train_locally(settings.num_rounds, settings.local_epochs):
         metrics = session.evaluate()
         run.save_parameters(round_idx, session.detector.state())
         run.append_round(
@@ -39,6 +38,7 @@ def train_centralized(config: Mapping[str, Any], silo: str = "") -> Path:
                 "seconds": round(time.time() - started, 2),
             }
         )
+        started = time.time()
         print(f"[fedlog] round {round_idx}: {session.name} F1={metrics['f1']:.3f} loss={stats['loss']:.4f}", flush=True)
     extra = {"silo": session.silo.describe(), "threshold_source": session.detector.threshold_source}
     run.finish({session.name: metrics}, extra)

@@ -31,9 +31,9 @@ def _parse_overrides(items: list[str]) -> dict[str, Any]:
     return out
 
 
-def resolved_config(args: argparse.Namespace) -> dict[str, Any]:
-    """Defaults from pyproject.toml <- overlay file <- --set overrides; unknown keys are errors."""
-    config = default_run_config()
+def resolved_config(args: argparse.Namespace, base: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Defaults from pyproject.toml (or ``base``) <- overlay file <- --set overrides; unknown keys are errors."""
+    config = default_run_config() | (base or {})
     overrides: dict[str, Any] = {}
     for overlay in args.config or []:
         overrides |= load_overlay(overlay)
@@ -173,23 +173,21 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0 if passed else 1
 
 
-def _session(args: argparse.Namespace, entry: str, **fixed: Any):
-    """The silo session of ``entry`` under the resolved run config (``fixed`` keys win)."""
+def _session(args: argparse.Namespace, entry: str, params: str = "", **fixed: Any) -> tuple[Any, str]:
+    """The silo session of ``entry`` (default: the run's or the config's first silo) and, with ``params``
+    (``RUN_DIR[:ROUND]``), that run's config and global parameters; returns (session, where they came from)."""
     from fedlog.config import RunSettings
+    from fedlog.rundir import parse_round_spec
     from fedlog.session import SiloSession
 
-    config = resolved_config(args) | fixed
+    run, round_idx = parse_round_spec(params) if params else (None, None)
+    recorded = json.loads((run / "params.json").read_text()) if run else {}
+    config = resolved_config(args, recorded) | fixed
     settings = RunSettings.from_flat(config)
-    return SiloSession.open(settings, entry or settings.silo_entries[0])
-
-
-def _load_params(session, spec: str) -> str:
-    """Load ``RUN_DIR[:ROUND]``'s global parameters into the session; says which."""
-    from fedlog.rundir import parse_round_spec
-
-    run, round_idx = parse_round_spec(spec)
-    round_idx = session.load_run(run, round_idx)
-    return f"after round {round_idx} of {run}"
+    session = SiloSession.open(settings, entry or recorded.get("silo") or settings.silo_entries[0])
+    if run is None:
+        return session, ""
+    return session, f"after round {session.load_run(run, round_idx)} of {run}"
 
 
 def cmd_bench_infer(args: argparse.Namespace) -> int:
@@ -199,13 +197,12 @@ def cmd_bench_infer(args: argparse.Namespace) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    session = _session(args, args.silo, detector="distilbert")
+    session, origin = _session(args, args.silo, args.params, detector="distilbert")
     settings, split = session.settings, session.silo.split
-    if args.params:
-        origin = f"global student {_load_params(session, args.params)}"
+    if origin:
+        origin = f"global student {origin}"
     else:
-        for round_idx in range(1, settings.num_rounds + 1):
-            session.train_alone(round_idx, settings.local_epochs)
+        list(session.train_locally(settings.num_rounds, settings.local_epochs))
         origin = f"student distilled locally for {settings.num_rounds} x {settings.local_epochs} epoch(s)"
     windows = split.test[: args.windows] if args.windows else split.test
     where = f"{session.name} silo {session.source.path}"
@@ -218,9 +215,8 @@ def cmd_explain(args: argparse.Namespace) -> int:
     """Local root cause: SHAP on this client's windows with the global model, its own templates."""
     from fedlog.explain.rootcause import format_table, root_causes
 
-    session = _session(args, args.silo)
+    session, origin = _session(args, args.silo, args.params)
     settings = session.settings
-    origin = _load_params(session, args.params)
     samples = args.samples or settings.explain_samples
     top_n = args.top_n or settings.explain_top_n
     explanation, windows = session.explain(samples, top_n, settings.seed)
@@ -395,8 +391,8 @@ def build_parser() -> argparse.ArgumentParser:
     detect.set_defaults(func=cmd_detect)
     explain = sub.add_parser("explain", help="a client's top SHAP event ids with its own templates (local only)")
     _common(explain)
-    explain.add_argument("--params", required=True, help="RUN_DIR[:ROUND] with the global parameters (default: last)")
-    explain.add_argument("--silo", default="", help="FORMAT=PATH (default: the first silo of data.silos)")
+    explain.add_argument("--params", required=True, help="RUN_DIR[:ROUND]: the run (its config, global parameters)")
+    explain.add_argument("--silo", default="", help="FORMAT=PATH (default: the run's first silo)")
     explain.add_argument("--samples", type=int, default=0, help="windows to explain (default: explain.samples)")
     explain.add_argument("--top-n", type=int, default=0, help="ids to show (default: explain.top-n)")
     explain.set_defaults(func=cmd_explain)

@@ -9,7 +9,7 @@ windows) the same way, through ``Detector.bind``, before it trains or scores.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,9 +80,10 @@ class SiloSession:
         norm = update_norm(state, self.detector.state())
         return stats | {"update-norm": norm, "val-accuracy": accuracy, "val-labelled": float(labelled)}
 
-    def train_alone(self, round_idx: int, epochs: int) -> dict[str, float]:
-        """One round of local training from the detector's current parameters (no federation)."""
-        return self.detector.train_round(self.silo.split.train, round_idx, epochs)
+    def train_locally(self, rounds: int, epochs: int) -> Iterator[tuple[int, dict[str, float]]]:
+        """Rounds 1..``rounds`` on this silo alone, from the detector's current parameters (no federation)."""
+        for round_idx in range(1, rounds + 1):
+            yield round_idx, self.detector.train_round(self.silo.split.train, round_idx, epochs)
 
     def evaluate(self, state: Mapping[str, torch.Tensor] | None = None) -> dict[str, float]:
         """Test-split metrics at the label-free threshold from validation normals."""

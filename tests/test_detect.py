@@ -168,9 +168,12 @@ def test_stream_windows_equal_batch_windows(shared_data, spec) -> None:
 
 
 @pytest.mark.parametrize("detector", sorted(TINY_DETECTORS))
-def test_every_detector_scores_new_logs_with_its_run(detector, synthetic_silos, state_dir, tmp_path) -> None:
+def test_every_detector_scores_and_explains_new_logs_with_its_run(
+    detector, synthetic_silos, state_dir, tmp_path, capsys
+) -> None:
     """Train one round centrally on a generated BGL silo, then detect on its file: one record per
-    window, the run's recorded threshold, and the run's own test figures for the test windows."""
+    window, the run's recorded threshold, and the run's own test figures for the test windows;
+    ``fedlog explain`` on the same run names event ids with this client's own templates."""
     config = default_run_config() | TINY_DETECTORS[detector]
     config |= {
         "detector": detector,
@@ -187,3 +190,13 @@ def test_every_detector_scores_new_logs_with_its_run(detector, synthetic_silos, 
     assert len(records) == summary["windows"] > 0
     assert summary["threshold"] == pytest.approx(reported["threshold"])
     assert all(r["top_lines"] for r in records if r["anomalous"])
+
+    capsys.readouterr()
+    assert main(["explain", "--params", str(run), "--samples", "4", "--top-n", "3"]) == 0
+    table = capsys.readouterr().out
+    templates = {
+        k: v for f in state_dir.glob("silos/bgl-*/templates.json") for k, v in json.loads(f.read_text()).items()
+    }
+    shown = re.findall(r"^\| \d+ \| ([0-9a-f]{8}) \|", table, flags=re.MULTILINE)
+    assert len(shown) == 3 and all(eid in templates for eid in shown), table
+    assert any(templates[eid][:20] in table for eid in shown), table  # the local table shows the template text

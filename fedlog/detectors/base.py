@@ -67,15 +67,27 @@ class Detector(ABC):
 
     name: ClassVar[str]
     Params: ClassVar[type]
+    THRESHOLD_MODES: ClassVar[tuple[str, ...]] = ("quantile",)  # the first is the base class's quantile
 
     def __init__(self, params: Any, seed: int = 42, device: str = "auto") -> None:
+        mode = getattr(params, "threshold_mode", self.THRESHOLD_MODES[0])
+        if mode not in self.THRESHOLD_MODES:
+            raise ValueError(
+                f"{self.name}.threshold-mode must be one of {', '.join(self.THRESHOLD_MODES)}, not {mode!r}"
+            )
         self.params = params
         self.seed = seed
+        self._rng = torch.Generator().manual_seed(seed)  # the detector's own sampling (masks, batches)
         self.device = pick_device(device)
         self.threshold_source = ""
         self._anchor: list[torch.Tensor] = []
         self._mu = 0.0
         self.context = LocalContext()
+
+    def seed_round(self, round_idx: int) -> None:
+        """A round is a function of (parameters, round, data): a resumed run replays it exactly."""
+        torch.manual_seed(self.seed * 1009 + round_idx)
+        self._rng.manual_seed(self.seed * 1013 + round_idx)
 
     @property
     @abstractmethod

@@ -143,6 +143,7 @@ def class_weights(labels: torch.Tensor) -> torch.Tensor:
 class DistilBert(Detector):
     name = "distilbert"
     Params = DistilBertParams
+    THRESHOLD_MODES = ("midpoint", "quantile")
 
     def __init__(self, params: DistilBertParams, seed: int = 42, device: str = "auto") -> None:
         super().__init__(params, seed, device)
@@ -323,8 +324,7 @@ class DistilBert(Detector):
         chunks, labels = self._labelled_chunks(train)
         if not chunks:
             raise ValueError("distilbert: no labelled training windows")
-        torch.manual_seed(self.seed * 1009 + round_idx)  # a round is a function of (parameters, round, data)
-        gen = torch.Generator().manual_seed(self.seed * 1013 + round_idx)
+        self.seed_round(round_idx)
         steps = epochs * math.ceil(len(chunks) / p.batch_size)
         opt, sched = self._optimizer(self._student, p.lr, steps)
         weight = class_weights(labels).to(self.device)
@@ -332,7 +332,7 @@ class DistilBert(Detector):
         sums = {"loss": 0.0, "ce": 0.0, "kd": 0.0, "attr": 0.0}
         n_batches = 0
         for _ in range(epochs):
-            for idx in torch.randperm(len(chunks), generator=gen).split(p.batch_size):
+            for idx in torch.randperm(len(chunks), generator=self._rng).split(p.batch_size):
                 batch = [chunks[i] for i in idx]
                 tokens, attention = self._batch(batch)
                 y = labels[idx].to(self.device)
@@ -412,8 +412,6 @@ class DistilBert(Detector):
         base = robust_quantile(self.probabilities(model, normal), self.params.threshold_quantile)
         if self.params.threshold_mode == "quantile":
             return base
-        if self.params.threshold_mode != "midpoint":
-            raise ValueError(f"unknown distilbert.threshold-mode {self.params.threshold_mode!r}")
         anomalies = [w for w in train if w.label == ANOMALY]
         if not anomalies:
             return base

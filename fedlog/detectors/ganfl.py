@@ -129,11 +129,10 @@ class TemplateEncoder:
 class GANFL(Detector):
     name = "ganfl"
     Params = GANFLParams
+    THRESHOLD_MODES = ("separation", "quantile")
 
     def __init__(self, params: GANFLParams, seed: int = 42, device: str = "auto") -> None:
         super().__init__(params, seed, device)
-        if params.threshold_mode not in ("separation", "quantile"):
-            raise ValueError(f"ganfl.threshold-mode: 'separation' or 'quantile', not {params.threshold_mode!r}")
         if not 0 < params.target_share < 1:
             raise ValueError(f"ganfl.target-share must be in (0, 1), not {params.target_share}")
         seed_everything(seed)
@@ -142,7 +141,6 @@ class GANFL(Detector):
         self.classifier = WindowClassifier(self.dim, params.hidden).to(self.device)
         self.gan = WGANGP(params.seq_len * self.dim, params.gan_noise, params.gan_hidden).to(self.device)
         self._both = nn.ModuleDict({"classifier": self.classifier, "gan": self.gan})
-        self._rng = torch.Generator().manual_seed(seed)
         self.templates: dict[str, str] = {}
         self._rows: dict[str, int] = {}  # event id -> row of the feature table
         self._table = torch.zeros(2, self.dim)
@@ -193,8 +191,7 @@ class GANFL(Detector):
     # -- training -----------------------------------------------------------------------------
 
     def train_round(self, train: Sequence[Window], round_idx: int, epochs: int) -> dict[str, float]:
-        torch.manual_seed(self.seed * 1009 + round_idx)
-        self._rng.manual_seed(self.seed * 1013 + round_idx)
+        self.seed_round(round_idx)
         labelled = [w for w in train if w.label in (NORMAL, ANOMALY)]
         rows, owner = self._chunks(labelled)
         labels = torch.tensor([float(labelled[i].label == ANOMALY) for i in owner])

@@ -127,17 +127,15 @@ class Samples:
 class LogGAN(Detector):
     name = "loggan"
     Params = LogGANParams
+    THRESHOLD_MODES = ("quantile", "probability")
 
     def __init__(self, params: LogGANParams, seed: int = 42, device: str = "auto") -> None:
         super().__init__(params, seed, device)
         if params.mode not in MODES:
             raise ValueError(f"loggan.mode must be one of {MODES}, not {params.mode!r}")
-        if params.threshold_mode not in ("quantile", "probability"):
-            raise ValueError(f"loggan.threshold-mode: 'quantile' or 'probability', not {params.threshold_mode!r}")
         seed_everything(seed)
         self.m = N_SPECIAL + params.buckets
         self._module = LogGANModule(params).to(self.device)
-        self._rng = torch.Generator().manual_seed(seed)
 
     @property
     def module(self) -> nn.Module:
@@ -196,9 +194,7 @@ class LogGAN(Detector):
         opt_g = torch.optim.Adam(gen.parameters(), lr=self.params.lr)
         opt_d = torch.optim.Adam(disc.parameters(), lr=self.params.lr)
         self._module.train()
-        # A round is a function of (parameters, round, data): resuming a run replays it exactly.
-        torch.manual_seed(self.seed * 1009 + round_idx)
-        self._rng.manual_seed(self.seed * 1013 + round_idx)
+        self.seed_round(round_idx)
         g_losses, d_losses, recon = [], [], []
         n, bs = len(samples.targets), self.params.batch_size
         for _ in range(epochs * self.params.passes):
