@@ -8,8 +8,10 @@ windows) the same way, through ``Detector.bind``, before it trains or scores.
 
 from __future__ import annotations
 
+import hashlib
 import logging
-from collections.abc import Iterator, Mapping
+from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +24,7 @@ from fedlog.explain.shap_ids import IdExplanation, explain_split
 from fedlog.parse.hashing import federation_key
 from fedlog.rundir import load_global_state
 from fedlog.silo import PreparedSilo, SiloSource, prepare_silo
-from fedlog.windows import Window
+from fedlog.windows import Split, Window
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +60,36 @@ class SiloSession:
         detector.bind(local_context(silo))
         log.info("silo %s ready: %s", source.fmt, silo.describe()["split"])
         return cls(settings, source, silo, detector)
+
+    @classmethod
+    def open_pooled(
+        cls, settings: RunSettings, entries: Sequence[str], state_dir: Path | None = None
+    ) -> tuple[SiloSession, list[PreparedSilo]]:
+        """One detector on every silo's training windows together: the upper reference a federation
+        tries to reach (no privacy). Returns the pooled session and each silo, to be evaluated on its
+        own test windows at its own label-free threshold."""
+        silos = [
+            prepare_silo(settings.silo_source(e, state_dir), settings.split, federation_key(), state_dir)
+            for e in entries
+        ]
+        split = Split(
+            train=[w for s in silos for w in s.split.train],
+            val=[w for s in silos for w in s.split.val],
+            test=[w for s in silos for w in s.split.test],
+        )
+        templates = {eid: t for s in silos for eid, t in s.templates.items()}
+        histogram = Counter()
+        for s in silos:
+            histogram.update(s.train_histogram)
+        digest = hashlib.sha256("|".join(s.state_dir for s in silos).encode()).hexdigest()[:16]
+        pooled_dir = Path(silos[0].state_dir).parent / f"pooled-{digest}"  # the pooled model's caches
+        merged = PreparedSilo(
+            "pooled", split, [src for s in silos for src in s.sources], {}, {}, str(pooled_dir), dict(histogram)
+        )
+        detector = new_detector(settings)
+        detector.bind(LocalContext(templates, pooled_dir, split.train, split.val))
+        source = SiloSource("pooled", ", ".join(entries))
+        return cls(settings, source, merged, detector), silos
 
     @property
     def name(self) -> str:

@@ -103,6 +103,7 @@ def hst_loss(norms: torch.Tensor, y: torch.Tensor, lam: float) -> torch.Tensor:
 class FastLogAD(Detector):
     name = "fastlogad"
     Params = FastLogADParams
+    THRESHOLD_MODES = ("separation", "quantile")
 
     def __init__(self, params: FastLogADParams, seed: int = 42, device: str = "auto") -> None:
         super().__init__(params, seed, device)
