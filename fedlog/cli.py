@@ -169,7 +169,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     print((out / "comparison.md").read_text())
     print(f"comparison directory: {out}")
     if not passed:
-        print("fedlog compare: a strategy failed or fell below the F1 floor", file=sys.stderr)
+        print("fedlog compare: a row failed or fell below its F1 floor", file=sys.stderr)
     return 0 if passed else 1
 
 
@@ -367,8 +367,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--silo", default="", help="FORMAT=PATH (default: the first silo of data.silos)")
     train.set_defaults(func=cmd_train)
 
-    compare = sub.add_parser("compare", help="run several strategies on the same silos and seeds")
-    compare.add_argument("spec", help="comparison TOML ([compare] strategies/seeds/f1-floor, [run] overrides)")
+    compare = sub.add_parser("compare", help="detectors x modes (local/federated/pooled) x strategies x seeds")
+    compare.add_argument("spec", help="comparison TOML ([compare] detectors/modes/strategies/seeds/f1-floor, [run])")
     compare.add_argument("--out", default="runs", help="where the comparison directory goes")
     compare.add_argument("--set", action="append", metavar="KEY=VALUE", help="override one run-config key")
     compare.set_defaults(func=cmd_compare)

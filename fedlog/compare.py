@@ -1,9 +1,23 @@
-"""``fedlog compare``: the same silos and seeds under several strategies, one table and plots.
+"""``fedlog compare``: detectors x training modes x strategies x seeds on the same silos, one table.
 
-A comparison config is a TOML file with a ``[compare]`` table (strategies,
-seeds, an F1 floor, per-strategy floors in ``f1-floors``) and a ``[run]`` table of run-config overrides shared by
-every run. Each strategy x seed is a real ``flwr run`` simulation; the result
-directory holds ``comparison.md``, ``comparison.json`` and two plots.
+A comparison config is a TOML file with a ``[compare]`` table and a ``[run]``
+table of run-config overrides shared by every run::
+
+    [compare]
+    detectors = ["fastlogad", "unseen"]      # default: the run config's detector
+    modes = ["local", "federated", "pooled"]  # default: ["federated"]
+    strategies = ["fedavg", "fedgradtrace"]  # federated rows only
+    seeds = [42]
+    f1-floor = 0.5                            # every row's overall F1 must reach it ...
+    f1-floors = { fedadam = 0.0 }             # ... unless a row name, strategy, mode or detector has its own
+
+Modes: ``local`` trains each silo alone (no federation: what a silo gets by
+itself), ``federated`` is a real ``flwr run`` simulation per strategy, and
+``pooled`` trains one model on every silo's training windows together (the
+upper reference a federation tries to reach). Every row scores each silo on
+its own test windows at its own label-free threshold, so the rows of one
+detector line up silo by silo. The result directory holds ``comparison.md``,
+``comparison.json`` and two plots.
 """
 
 from __future__ import annotations
@@ -12,6 +26,7 @@ import json
 import math
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,64 +37,137 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
+from fedlog.centralized import train_centralized, train_pooled  # noqa: E402
 from fedlog.config import RunSettings, absolutize, flatten, for_nodes  # noqa: E402
 from fedlog.metrics import pooled_metrics  # noqa: E402
+from fedlog.rundir import summarize as summarize_silos  # noqa: E402
 from fedlog.simulation import SimulationError, run_simulation  # noqa: E402
 
-HEAD = ("f1", "precision", "recall", "auroc")
+HEAD = ("f1", "precision", "recall", "auroc", "aupr")
+MODES = ("local", "federated", "pooled")
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of the comparison: a detector trained one way (and, federated, by one strategy)."""
+
+    detector: str
+    mode: str
+    strategy: str = ""
+
+    @property
+    def name(self) -> str:
+        return " ".join(p for p in (self.detector, self.mode, self.strategy) if p)
 
 
 def load_comparison(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     with path.open("rb") as handle:
         spec = tomllib.load(handle)
     compare = spec.get("compare", {})
-    if not compare.get("strategies"):
-        raise ValueError(f"{path}: [compare] needs a non-empty 'strategies' list")
+    modes = compare.get("modes", ["federated"])
+    if unknown := sorted(set(modes) - set(MODES)):
+        raise ValueError(f"{path}: unknown mode(s) {unknown}; modes are {', '.join(MODES)}")
+    if "federated" in modes and not compare.get("strategies"):
+        raise ValueError(f"{path}: federated rows need a non-empty [compare] 'strategies' list")
     return compare, flatten(spec.get("run", {}))
 
 
-def round_figures(run_dir: Path) -> list[dict[str, Any]]:
-    """Per round: pooled overall F1, bytes sent, and each silo's aggregation weight."""
+def comparison_rows(compare: Mapping[str, Any], default_detector: str) -> list[Row]:
+    rows = []
+    for detector in compare.get("detectors", [default_detector]):
+        for mode in compare.get("modes", ["federated"]):
+            strategies = compare["strategies"] if mode == "federated" else [""]
+            rows += [Row(detector, mode, strategy) for strategy in strategies]
+    return rows
+
+
+def floor_of(row: Row, compare: Mapping[str, Any]) -> float:
+    floors = compare.get("f1-floors", {})
+    for key in (row.name, row.strategy, row.mode, row.detector):
+        if key in floors:
+            return float(floors[key])
+    return float(compare.get("f1-floor", 0.0))
+
+
+def round_figures(run_dirs: Sequence[Path], names: Sequence[Mapping[str, str]] | None = None) -> list[dict[str, Any]]:
+    """Per round over one or several run directories (a local row has one per silo): pooled overall
+    F1, bytes sent, and each silo's aggregation weight where a federation weighed silos."""
+    by_round: dict[int, dict[str, Any]] = {}
+    for i, run_dir in enumerate(run_dirs):
+        rename = names[i] if names else {}
+        for line in (run_dir / "rounds.jsonl").read_text().splitlines():
+            record = json.loads(line)
+            entry = by_round.setdefault(record["round"], {"evals": [], "bytes": 0, "trained": {}})
+            for silo, s in record["silos"].items():
+                if "eval" in s:
+                    entry["evals"].append(s["eval"])
+                entry["bytes"] += s.get("bytes_sent", 0)
+                if "num-examples" in s.get("train", {}) and "rejected" not in s:
+                    entry["trained"][rename.get(silo, silo)] = s
     out = []
-    for line in (run_dir / "rounds.jsonl").read_text().splitlines():
-        record = json.loads(line)
-        silos = record["silos"]
-        evals = [s["eval"] for s in silos.values() if "eval" in s]
-        trained = {n: s for n, s in silos.items() if "train" in s and "rejected" not in s}
+    for round_idx, entry in sorted(by_round.items()):
+        trained = entry["trained"]
         total_n = sum(s["train"]["num-examples"] for s in trained.values()) or 1
         weights = {
-            name: s.get("aggregation", {}).get("w", s["train"]["num-examples"] / total_n) for name, s in trained.items()
+            n: s.get("aggregation", {}).get("w", s["train"]["num-examples"] / total_n) for n, s in trained.items()
         }
-        out.append(
-            {
-                "round": record["round"],
-                "f1": pooled_metrics(evals)["f1"] if evals else math.nan,
-                "bytes": sum(s.get("bytes_sent", 0) for s in silos.values()),
-                "weights": weights,
-            }
-        )
+        f1 = pooled_metrics(entry["evals"])["f1"] if entry["evals"] else math.nan
+        out.append({"round": round_idx, "f1": f1, "bytes": entry["bytes"], "weights": weights})
     return out
 
 
+def _result(summary: Mapping[str, Any], run_dirs: Sequence[Path], rounds: list[dict], started: float) -> dict:
+    return {
+        "run_dirs": [str(d) for d in run_dirs],
+        "summary": summary,
+        "rounds": rounds,
+        "wall_time_s": time.time() - started,
+    }
+
+
+def run_row(app_dir: Path, row: Row, config: Mapping[str, Any], n_nodes: int) -> dict[str, Any]:
+    """Train and evaluate one row for one seed; silos are named ``partition:format`` in every mode."""
+    started = time.time()
+    config = dict(config) | {"detector": row.detector}
+    if row.mode == "federated":
+        result = run_simulation(app_dir, config | {"strategy": row.strategy}, n_nodes, stream=False)
+        summary = json.loads((result.run_dir / "summary.json").read_text())
+        return _result(summary, [result.run_dir], round_figures([result.run_dir]), started)
+    if row.mode == "pooled":
+        run_dir = train_pooled(config)
+        summary = json.loads((run_dir / "summary.json").read_text())
+        return _result(summary, [run_dir], round_figures([run_dir]), started)
+    run_dirs, silos, names = [], {}, []
+    for i, entry in enumerate(RunSettings.from_flat(config).silo_entries):
+        run_dir = train_centralized(config, entry)
+        (fmt, metrics), *_ = json.loads((run_dir / "summary.json").read_text())["silos"].items()
+        silos[f"{i}:{fmt}"] = metrics
+        run_dirs.append(run_dir)
+        names.append({fmt: f"{i}:{fmt}"})
+    return _result(summarize_silos(silos), run_dirs, round_figures(run_dirs, names), started)
+
+
 def summarize(runs: Mapping[str, Sequence[dict[str, Any]]]) -> dict[str, dict[str, Any]]:
-    """Mean over seeds per strategy: overall and per-silo metrics, rounds to best F1, time, bytes."""
+    """Mean over seeds per row: overall and per-silo metrics and thresholds, rounds to best F1, time, bytes."""
     table = {}
-    for strategy, results in runs.items():
+    for name, results in runs.items():
         ok = [r for r in results if "error" not in r]
         if not ok:
-            table[strategy] = {"error": results[0]["error"]}
+            table[name] = {"error": results[0]["error"]}
             continue
         silos = sorted(ok[0]["summary"]["silos"])
-        rows = {
+        per_silo = {
+            s: {k: _mean(r["summary"]["silos"][s].get(k) for r in ok) for k in (*HEAD, "threshold")} for s in silos
+        }
+        table[name] = {
             "overall": {k: _mean(r["summary"]["overall"].get(k) for r in ok) for k in HEAD},
-            "silos": {s: {k: _mean(r["summary"]["silos"][s].get(k) for r in ok) for k in HEAD} for s in silos},
+            "silos": per_silo,
             "rounds_to_best_f1": _mean(max(r["rounds"], key=lambda x: x["f1"])["round"] for r in ok),
             "wall_time_s": _mean(r["wall_time_s"] for r in ok),
             "bytes_per_round": _mean(_mean(x["bytes"] for x in r["rounds"]) for r in ok),
             "seeds": len(ok),
             "failed_seeds": len(results) - len(ok),
         }
-        table[strategy] = rows
     return table
 
 
@@ -88,64 +176,71 @@ def _mean(values) -> float:
     return sum(vals) / len(vals) if vals else math.nan
 
 
+def _fmt(value: float, spec: str = ".3f") -> str:
+    return "n/a" if value is None or math.isnan(value) else format(value, spec)
+
+
 def markdown(table: Mapping[str, Mapping[str, Any]]) -> str:
     lines = [
-        "| strategy | F1 | P | R | AUROC | rounds to best F1 | wall time (s) | bytes / round |",
-        "|---|---|---|---|---|---|---|---|",
+        "| row | F1 | P | R | AUROC | AUPR | rounds to best F1 | wall time (s) | bytes / round |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for name, row in table.items():
         if "error" in row:
-            lines.append(f"| {name} | failed: {row['error'][:80]} |||||||")
+            lines.append(f"| {name} | failed: {row['error'][:80]} ||||||||")
             continue
         o = row["overall"]
+        figures = " | ".join(_fmt(o[k]) for k in HEAD)
+        traffic = f"{row['bytes_per_round'] / 1e6:.2f} MB" if row["bytes_per_round"] else "-"
         lines.append(
-            f"| {name} | {o['f1']:.3f} | {o['precision']:.3f} | {o['recall']:.3f} | {o['auroc']:.3f} "
-            f"| {row['rounds_to_best_f1']:.1f} | {row['wall_time_s']:.0f} | {row['bytes_per_round'] / 1e6:.2f} MB |"
+            f"| {name} | {figures} | {_fmt(row['rounds_to_best_f1'], '.1f')} | {row['wall_time_s']:.0f} | {traffic} |"
         )
     silos = sorted({s for row in table.values() for s in row.get("silos", {})})
     if silos:
-        lines += ["", "Per-silo F1 (P / R / AUROC):", "", "| strategy | " + " | ".join(silos) + " |"]
-        lines.append("|---|" + "---|" * len(silos))
+        lines += ["", "Per silo: F1 (P / R / AUROC), label-free threshold:", ""]
+        lines += ["| row | " + " | ".join(silos) + " |", "|---|" + "---|" * len(silos)]
         for name, row in table.items():
             if "error" in row:
                 continue
             cells = [
-                f"{m['f1']:.3f} ({m['precision']:.2f} / {m['recall']:.2f} / {m['auroc']:.2f})"
-                for m in (row["silos"][s] for s in silos)
+                f"{_fmt(m['f1'])} ({_fmt(m['precision'], '.2f')} / {_fmt(m['recall'], '.2f')} / "
+                f"{_fmt(m['auroc'], '.2f')}), thr {_fmt(m['threshold'], '.4g')}"
+                for m in (row["silos"].get(s, {k: math.nan for k in (*HEAD, "threshold")}) for s in silos)
             ]
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
 def plot(runs: Mapping[str, Sequence[dict[str, Any]]], out: Path) -> list[Path]:
-    """F1 per round per strategy; client weights per round per strategy (first seed)."""
+    """F1 per round per row; client weights per round of the federated rows (first seed)."""
     ok = {s: [r for r in rs if "error" not in r] for s, rs in runs.items()}
     ok = {s: rs for s, rs in ok.items() if rs}
     fig, ax = plt.subplots(figsize=(7, 4))
-    for strategy, results in ok.items():
+    for name, results in ok.items():
         rounds = results[0]["rounds"]
-        ax.plot([r["round"] for r in rounds], [r["f1"] for r in rounds], marker="o", label=strategy)
+        ax.plot([r["round"] for r in rounds], [r["f1"] for r in rounds], marker="o", label=name)
     ax.set(title="Overall F1 (pooled over silos) per round", xlabel="round", ylabel="F1 on test windows")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylim(0, 1)
-    ax.legend()
+    ax.legend(fontsize=7)
     f1_path = out / "f1_per_round.png"
     fig.tight_layout()
     fig.savefig(f1_path, dpi=110)
     plt.close(fig)
 
-    fig, axes = plt.subplots(1, len(ok), figsize=(3.2 * len(ok), 3.4), sharey=True, squeeze=False)
-    for ax, (strategy, results) in zip(axes[0], ok.items()):
+    weighed = {n: rs for n, rs in ok.items() if any(r["weights"] for r in rs[0]["rounds"])}
+    fig, axes = plt.subplots(1, max(1, len(weighed)), figsize=(3.2 * max(1, len(weighed)), 3.4), squeeze=False)
+    for ax, (name, results) in zip(axes[0], weighed.items()):
         rounds = results[0]["rounds"]
         silos = sorted({s for r in rounds for s in r["weights"]})
         xs = [r["round"] for r in rounds]
         for silo in silos:
             ax.plot(xs, [r["weights"].get(silo, math.nan) for r in rounds], marker=".", label=silo)
-        ax.set(title=strategy, xlabel="round")
+        ax.set(title=name, xlabel="round")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.legend(fontsize=7)
     axes[0][0].set_ylabel("aggregation weight")
-    axes[0][-1].legend(fontsize=7)
-    fig.suptitle("Client weights per round (first seed)")
+    fig.suptitle("Client weights per round (federated rows, first seed)")
     weights_path = out / "client_weights.png"
     fig.tight_layout()
     fig.savefig(weights_path, dpi=110)
@@ -154,9 +249,12 @@ def plot(runs: Mapping[str, Sequence[dict[str, Any]]], out: Path) -> list[Path]:
 
 
 def run_comparison(
-    app_dir: Path, base_config: Mapping[str, Any], spec_path: Path, out_dir: Path
+    app_dir: Path,
+    base_config: Mapping[str, Any],
+    spec_path: Path,
+    out_dir: Path,
 ) -> tuple[Path, dict, bool]:
-    """Run every strategy x seed; write table and plots; return (dir, table, passed)."""
+    """Run every row x seed; write table and plots; return (dir, table, passed)."""
     compare, overrides = load_comparison(spec_path)
     unknown = sorted(set(overrides) - set(base_config))
     if unknown:
@@ -166,28 +264,20 @@ def run_comparison(
     config = absolutize(dict(base_config) | overrides | {"output-dir": str(out / "runs")})
     n_nodes = len(RunSettings.from_flat(config).silo_entries)
     config = for_nodes(config, n_nodes)
+    rows = comparison_rows(compare, str(config["detector"]))
     runs: dict[str, list[dict[str, Any]]] = {}
-    for strategy in compare["strategies"]:
+    for row in rows:
         for seed in compare.get("seeds", [config["seed"]]):
-            print(f"[fedlog compare] {strategy}, seed {seed}", flush=True)
+            print(f"[fedlog compare] {row.name}, seed {seed}", flush=True)
             try:
-                result = run_simulation(app_dir, config | {"strategy": strategy, "seed": seed}, n_nodes, stream=False)
-                runs.setdefault(strategy, []).append(
-                    {
-                        "run_dir": str(result.run_dir),
-                        "summary": json.loads((result.run_dir / "summary.json").read_text()),
-                        "rounds": round_figures(result.run_dir),
-                        "wall_time_s": result.wall_time_s,
-                    }
-                )
-            except SimulationError as err:
-                runs.setdefault(strategy, []).append({"error": str(err).splitlines()[0]})
+                runs.setdefault(row.name, []).append(run_row(app_dir, row, config | {"seed": seed}, n_nodes))
+            except (SimulationError, ValueError) as err:
+                runs.setdefault(row.name, []).append({"error": str(err).splitlines()[0]})
     table = summarize(runs)
-    floor = float(compare.get("f1-floor", 0.0))
-    floors = {name: float(compare.get("f1-floors", {}).get(name, floor)) for name in table}
+    floors = {row.name: floor_of(row, compare) for row in rows}
     (out / "comparison.md").write_text(
-        f"# Strategy comparison ({spec_path.name})\n\nSame silos and seeds for every strategy; "
-        f"thresholds from validation normals only. F1 floors: {floors}.\n\n" + markdown(table)
+        f"# Comparison ({spec_path.name})\n\nSame silos and seeds for every row; thresholds from validation "
+        f"normals only; each silo scored on its own test windows. F1 floors: {floors}.\n\n" + markdown(table)
     )
     (out / "comparison.json").write_text(json.dumps({"table": table, "runs": runs}, indent=1, default=str))
     plot(runs, out)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import math
 
-from fedlog.compare import markdown, plot, round_figures, summarize
+import pytest
+
+from fedlog.compare import Row, comparison_rows, floor_of, load_comparison, markdown, plot, round_figures, summarize
 from fedlog.metrics import detection_metrics
 from fedlog.rundir import RunDirectory
 
@@ -26,21 +28,70 @@ def _run(tmp_path, name: str, weights: list[float], good: bool) -> dict:
             }
         run.append_round({"round": round_idx, "silos": silos})
     summary = run.finish(final)
-    return {"summary": summary, "rounds": round_figures(run.path), "wall_time_s": 12.0}
+    return {"summary": summary, "rounds": round_figures([run.path]), "wall_time_s": 12.0}
 
 
 def test_table_and_plots(tmp_path) -> None:
     runs = {
-        "fedavg": [_run(tmp_path, "fedavg", [0.33, 0.67], good=True)],
-        "fedgradtrace": [_run(tmp_path, "fedgradtrace", [0.5, 0.5], good=False)],
-        "fedadam": [{"error": "flower-superlink exited with 1"}],
+        "fastlogad federated fedavg": [_run(tmp_path, "fedavg", [0.33, 0.67], good=True)],
+        "fastlogad federated fedgradtrace": [_run(tmp_path, "fedgradtrace", [0.5, 0.5], good=False)],
+        "fastlogad federated fedadam": [{"error": "flower-superlink exited with 1"}],
     }
     table = summarize(runs)
-    assert table["fedavg"]["overall"]["f1"] == 1.0 and table["fedgradtrace"]["overall"]["f1"] == 0.0
-    assert table["fedavg"]["bytes_per_round"] == 2000 and table["fedavg"]["rounds_to_best_f1"] == 1
-    assert runs["fedavg"][0]["rounds"][0]["weights"] == {"0:hdfs": 0.33, "1:bgl": 0.67}
+    avg, trace = table["fastlogad federated fedavg"], table["fastlogad federated fedgradtrace"]
+    assert avg["overall"]["f1"] == 1.0 and trace["overall"]["f1"] == 0.0
+    assert avg["bytes_per_round"] == 2000 and avg["rounds_to_best_f1"] == 1
+    assert avg["silos"]["0:hdfs"]["threshold"] == 0.5  # each silo's label-free threshold is in the table
+    assert runs["fastlogad federated fedavg"][0]["rounds"][0]["weights"] == {"0:hdfs": 0.33, "1:bgl": 0.67}
     text = markdown(table)
-    assert "| fedavg | 1.000 |" in text and "failed: flower-superlink" in text and "0:hdfs" in text
+    assert "| fastlogad federated fedavg | 1.000 |" in text and "failed: flower-superlink" in text
+    assert "0:hdfs" in text and "thr 0.5" in text
     for path in plot(runs, tmp_path):
         assert path.stat().st_size > 10_000  # a real PNG with content, not an empty canvas
-    assert not math.isnan(table["fedgradtrace"]["overall"]["auroc"])
+    assert not math.isnan(trace["overall"]["auroc"])
+
+
+def test_rows_cover_detectors_modes_and_strategies_with_their_floors(tmp_path) -> None:
+    spec = tmp_path / "c.toml"
+    spec.write_text(
+        '[compare]\ndetectors = ["fastlogad", "unseen"]\nmodes = ["local", "federated", "pooled"]\n'
+        'strategies = ["fedavg", "fedadam"]\nf1-floor = 0.5\nf1-floors = { fedadam = 0.0, unseen = 0.1 }\n'
+    )
+    compare, _ = load_comparison(spec)
+    rows = comparison_rows(compare, "fastlogad")
+    assert [r.name for r in rows[:4]] == [
+        "fastlogad local",
+        "fastlogad federated fedavg",
+        "fastlogad federated fedadam",
+        "fastlogad pooled",
+    ]
+    assert len(rows) == 8 and Row("unseen", "pooled") in rows
+    floors = {r.name: floor_of(r, compare) for r in rows}
+    assert floors["fastlogad federated fedadam"] == 0.0 and floors["unseen local"] == 0.1
+    assert floors["fastlogad pooled"] == 0.5
+    spec.write_text('[compare]\nmodes = ["centralised"]\n')
+    with pytest.raises(ValueError, match="unknown mode"):
+        load_comparison(spec)
+
+
+def test_local_and_pooled_rows_score_every_silo_under_its_federated_name(synthetic_silos, tmp_path, one_thread) -> None:
+    from conftest import TINY_FASTLOGAD
+
+    from fedlog.cli import APP_DIR
+    from fedlog.compare import run_row
+    from fedlog.config import default_run_config
+
+    silos = f"bgl={synthetic_silos['bgl']}, spirit={synthetic_silos['spirit']}"
+    config = default_run_config() | TINY_FASTLOGAD
+    config |= {"data.silos": silos, "num-server-rounds": 2, "local-epochs": 1, "output-dir": str(tmp_path)}
+    local = run_row(APP_DIR, Row("fastlogad", "local"), config, 2)
+    pooled = run_row(APP_DIR, Row("fastlogad", "pooled"), config, 2)
+    for result in (local, pooled):
+        assert set(result["summary"]["silos"]) == {"0:bgl", "1:spirit"}
+        assert [r["round"] for r in result["rounds"]] == [1, 2]
+        assert 0.0 <= result["summary"]["overall"]["f1"] <= 1.0
+    assert len(local["run_dirs"]) == 2 and len(pooled["run_dirs"]) == 1
+    # different training data, same test windows: each silo is scored on exactly the same windows
+    for silo in ("0:bgl", "1:spirit"):
+        counts = [sum(r["summary"]["silos"][silo][k] for k in ("tp", "fp", "tn", "fn")) for r in (local, pooled)]
+        assert counts[0] == counts[1] > 0

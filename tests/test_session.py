@@ -1,0 +1,80 @@
+"""SiloSession: the one way a silo and its detector are put together, and what it promises every
+caller (the ClientApp, fedlog train / detect / explain / bench infer, the comparison's modes)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+from conftest import TINY_DETECTORS, TINY_FASTLOGAD
+
+from fedlog.config import RunSettings, default_run_config
+from fedlog.detectors import DETECTORS
+from fedlog.session import SiloSession, new_detector
+from fedlog.windows import Split, Window
+
+
+@dataclasses.dataclass
+class SealedWindow(Window):
+    """A test window whose label fails the test when anything reads it."""
+
+    def __getattribute__(self, name: str):
+        if name == "label":
+            raise AssertionError("a test label was read")
+        return object.__getattribute__(self, name)
+
+
+def _sealed(session: SiloSession) -> SiloSession:
+    """The same session with test windows whose labels cannot be read (the cached silo is untouched)."""
+    split = session.silo.split
+    test = [SealedWindow(w.key, w.start, w.end, w.rows, w.lines, 0, w.events) for w in split.test]
+    silo = dataclasses.replace(session.silo, split=Split(split.train, split.val, test))
+    return dataclasses.replace(session, silo=silo)
+
+
+def _settings(detector: str, **extra) -> RunSettings:
+    return RunSettings.from_flat(default_run_config() | TINY_DETECTORS[detector] | {"detector": detector} | extra)
+
+
+def test_every_registered_detector_builds_with_its_documented_defaults(tiny_bert) -> None:
+    for name in DETECTORS:
+        extra = {"ganfl.bert": str(tiny_bert)} if name == "ganfl" else {}
+        detector = new_detector(RunSettings.from_flat(default_run_config() | {"detector": name} | extra), "cpu")
+        assert detector.state(), name
+
+
+@pytest.mark.parametrize("detector", sorted(TINY_DETECTORS))
+def test_training_thresholds_and_validation_never_read_test_labels(
+    detector, synthetic_silos, state_dir, one_thread
+) -> None:
+    session = _sealed(SiloSession.open(_settings(detector), f"bgl={synthetic_silos['bgl']}", state_dir))
+    stats = session.train(session.detector.state(), 1, 1)
+    assert {"update-norm", "val-accuracy", "val-labelled", "examples"} <= set(stats)
+    split = session.silo.split
+    session.detector.threshold(split.val, split.train)
+    assert len(session.detector.score(split.test)) == len(split.test)  # scoring is label-free too
+    with pytest.raises(AssertionError, match="test label"):  # the trap works: scoring *metrics* read labels
+        session.evaluate()
+
+
+def test_explanations_choose_windows_without_test_labels(synthetic_silos, state_dir, one_thread) -> None:
+    session = _sealed(SiloSession.open(_settings("fastlogad"), f"bgl={synthetic_silos['bgl']}", state_dir))
+    list(session.train_locally(1, 1))
+    explanation, windows = session.explain(samples=4, top_n=3, seed=0)
+    assert explanation.samples == len(windows) == 4
+
+
+def test_pooled_session_trains_on_every_silo_and_scores_each_at_its_own_threshold(
+    synthetic_silos, state_dir, one_thread
+) -> None:
+    entries = [f"bgl={synthetic_silos['bgl']}", f"spirit={synthetic_silos['spirit']}"]
+    settings = RunSettings.from_flat(default_run_config() | TINY_FASTLOGAD)
+    pooled, silos = SiloSession.open_pooled(settings, entries, state_dir)
+    assert [len(pooled.silo.split.train), len(pooled.silo.split.val)] == [
+        sum(len(s.split.train) for s in silos),
+        sum(len(s.split.val) for s in silos),
+    ]
+    assert set(pooled.histogram) == set(silos[0].train_histogram) | set(silos[1].train_histogram)
+    list(pooled.train_locally(1, 1))
+    thresholds = [pooled.detector.evaluate_split(s.split)["threshold"] for s in silos]
+    assert thresholds == [pooled.detector.threshold(s.split.val, s.split.train) for s in silos]
