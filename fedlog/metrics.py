@@ -16,6 +16,8 @@ from sklearn.metrics import (
 
 COUNT_KEYS = ("tp", "fp", "tn", "fn")
 
+MIN_VAL_NORMAL = 20  # fewer normal validation windows cannot set a 0.99 quantile: thresholds fall back to training
+
 
 def detection_metrics(labels: Sequence[int], scores: Sequence[float], threshold: float) -> dict[str, float]:
     """P/R/F1/accuracy at ``threshold`` (score > threshold is anomalous) plus AUROC/AUPR.

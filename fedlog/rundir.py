@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from fedlog.metrics import pooled_metrics
+from fedlog.metrics import MIN_VAL_NORMAL, pooled_metrics
 
 HEADLINE = ("precision", "recall", "f1", "auroc", "aupr")
 STRATEGY_STATE = "strategy"  # strategy/round-NNN.json: a strategy's state after that round
@@ -138,17 +138,52 @@ class RunDirectory:
             "Thresholds are set on normal validation windows only; test labels are used "
             "only to score the final figures below.",
             "",
-            "| silo | " + " | ".join(HEADLINE) + " | test windows | anomalous |",
-            "|---|" + "---|" * (len(HEADLINE) + 2),
+            "| silo | " + " | ".join(HEADLINE) + " | test windows | anomalous | F1 of flagging all |",
+            "|---|" + "---|" * (len(HEADLINE) + 3),
         ]
         rows = list(summary["silos"].items()) + [("overall", summary["overall"])]
         for name, m in rows:
             cells = [_fmt(m.get(k)) for k in HEADLINE]
-            n = int(m.get("tp", 0) + m.get("fp", 0) + m.get("tn", 0) + m.get("fn", 0))
-            pos = int(m.get("tp", 0) + m.get("fn", 0))
-            lines.append(f"| {name} | " + " | ".join(cells) + f" | {n} | {pos} |")
+            n, pos = _counts(m)
+            lines.append(f"| {name} | " + " | ".join(cells) + f" | {n} | {pos} | {_fmt(_flag_all_f1(n, pos))} |")
+        warnings = silo_warnings(summary["silos"])
+        if warnings:
+            lines += ["", "Warnings:", *(f"- {w}" for w in warnings)]
         lines += ["", "Per-round figures: `rounds.jsonl`; global parameters: `params/`.", ""]
         return "\n".join(lines)
+
+
+def _counts(m: Mapping[str, Any]) -> tuple[int, int]:
+    """(test windows, anomalous test windows) from confusion counts."""
+    n = int(m.get("tp", 0) + m.get("fp", 0) + m.get("tn", 0) + m.get("fn", 0))
+    return n, int(m.get("tp", 0) + m.get("fn", 0))
+
+
+def _flag_all_f1(n: int, pos: int) -> float:
+    """F1 of the rule that flags every window: the floor any detector's F1 must be read against."""
+    return 2 * pos / (n + pos) if n else math.nan
+
+
+def silo_warnings(silos: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """Where a silo's figures mean little: too few normal validation windows to set a threshold on,
+    or a test part so anomalous that flagging everything already scores well."""
+    out = []
+    for name, m in sorted(silos.items()):
+        n, pos = _counts(m)
+        val_normal = m.get("val-normal")
+        if val_normal is not None and val_normal < MIN_VAL_NORMAL:
+            out.append(
+                f"**{name}**: only {int(val_normal)} normal validation window(s): its threshold comes from "
+                "training normals, which the model has fitted, so it flags too little or too much"
+            )
+        if n and pos / n > 0.5:
+            out.append(
+                f"**{name}**: {pos / n:.0%} of its test windows are anomalous; flagging every window scores "
+                f"F1 {_flag_all_f1(n, pos):.3f}, so its F1 says little (evaluate it line by line)"
+            )
+        elif n and pos == 0:
+            out.append(f"**{name}**: no anomalous test window, so its recall and F1 are undefined (shown as 0)")
+    return out
 
 
 def _fmt(value: Any) -> str:

@@ -78,3 +78,19 @@ def test_pooled_session_trains_on_every_silo_and_scores_each_at_its_own_threshol
     list(pooled.train_locally(1, 1))
     thresholds = [pooled.detector.evaluate_split(s.split)["threshold"] for s in silos]
     assert thresholds == [pooled.detector.threshold(s.split.val, s.split.train) for s in silos]
+
+
+def test_a_silo_with_too_few_normal_validation_windows_is_flagged_in_the_report(
+    synthetic_silos, state_dir, tmp_path, one_thread
+) -> None:
+    from fedlog.centralized import train_centralized
+
+    config = default_run_config() | TINY_FASTLOGAD
+    config |= {"split.val-fraction": 0.005, "num-server-rounds": 1, "local-epochs": 1, "output-dir": str(tmp_path)}
+    run = train_centralized(config, f"bgl={synthetic_silos['bgl']}")
+    report = (run / "report.md").read_text()
+    assert "normal validation window(s): its threshold comes from training normals" in report, report
+    assert "F1 of flagging all" in report
+    config["split.val-fraction"] = 0.4
+    report = (train_centralized(config, f"bgl={synthetic_silos['bgl']}") / "report.md").read_text()
+    assert "Warnings" not in report, report

@@ -21,10 +21,8 @@ import torch
 
 from fedlog.config import params_from_config
 from fedlog.data.records import NORMAL
-from fedlog.metrics import detection_metrics
+from fedlog.metrics import MIN_VAL_NORMAL, detection_metrics
 from fedlog.windows import Split, Window
-
-MIN_VAL_NORMAL = 20
 
 
 def robust_quantile(scores: np.ndarray, q: float) -> float:
@@ -167,9 +165,11 @@ class Detector(ABC):
         return float((predicted == labels).mean()), bool(labels.any())
 
     def evaluate_split(self, split: Split) -> dict[str, float]:
-        """Test metrics at the label-free threshold set on the split's validation normals."""
+        """Test metrics at the label-free threshold set on the split's validation normals, with how many
+        normal validation windows there were (the report warns when too few to set a threshold on)."""
         threshold = self.threshold(split.val, split.train)
-        return self.evaluate(split.test, threshold) | {"examples": len(split.test)}
+        val_normal = sum(w.label == NORMAL for w in split.val)
+        return self.evaluate(split.test, threshold) | {"examples": len(split.test), "val-normal": val_normal}
 
     def state(self) -> dict[str, torch.Tensor]:
         return {k: v.detach().cpu() for k, v in self.module.state_dict().items()}
