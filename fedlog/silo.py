@@ -8,6 +8,7 @@ server.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import json
@@ -20,9 +21,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from fedlog.data.loaders import FORMATS, SiloError, load_silo
-from fedlog.data.records import SiloLog
+from fedlog.data.records import NORMAL, SiloLog
 from fedlog.parse.drain import FORMAT_SETTINGS, EventParser, ParserSettings
-from fedlog.windows import Split, SplitSpec, WindowSpec, build_windows, chronological_split, fill_events
+from fedlog.windows import Split, SplitSpec, Window, WindowSpec, build_windows, chronological_split, fill_events
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,7 @@ class SiloSource:
     path: str
     window: str = ""
     max_lines: int = 0
+    behaviours: tuple[int, int] | None = None  # (k, n): this silo holds behaviour group k of n (see below)
 
     @property
     def window_spec(self) -> WindowSpec:
@@ -56,13 +58,43 @@ class SiloSource:
 
     @classmethod
     def parse(cls, text: str, base_dir: str = "", **kw) -> SiloSource:
-        """``format=path`` (path relative to ``base_dir`` unless absolute)."""
+        """``format=path[#behaviours=K/N]`` (path relative to ``base_dir`` unless absolute)."""
         fmt, sep, path = text.strip().partition("=")
         fmt = fmt.strip().lower()
+        path, _, option = path.partition("#")
         if not sep or fmt not in FORMATS or not path.strip():
             raise SiloError(f"bad silo {text!r}: expected FORMAT=PATH with FORMAT in {', '.join(FORMATS)}")
         full = Path(base_dir, path.strip()).expanduser() if base_dir else Path(path.strip()).expanduser()
-        return cls(fmt=fmt, path=str(full.resolve()), **kw)
+        return cls(fmt=fmt, path=str(full.resolve()), behaviours=_behaviours(option, text) if option else None, **kw)
+
+
+def _behaviours(option: str, text: str) -> tuple[int, int]:
+    name, _, value = option.partition("=")
+    k, _, n = value.partition("/")
+    if name.strip() != "behaviours" or not (k.strip().isdigit() and n.strip().isdigit()) or not 0 <= int(k) < int(n):
+        raise SiloError(f"bad silo option in {text!r}: expected #behaviours=K/N with 0 <= K < N")
+    return int(k), int(n)
+
+
+def behaviour_share(split: Split, k: int, n: int) -> Split:
+    """Silo k of n in a federation where each silo has seen only some of the system's behaviours.
+
+    The normal windows of the training prefix are grouped by their *set* of events (HDFS's normal
+    training sessions have 9 such sets); sets are ranked by frequency and dealt round-robin, so silo
+    k keeps the normal training and validation windows of sets k, k+n, ... and every n-th anomalous
+    one. The test part stays whole: every silo is scored on all kinds of behaviour, which is where a
+    federation has something to add to a silo that trains alone."""
+    normal = [w for w in split.train + split.val if w.label == NORMAL]
+    counts = Counter(frozenset(w.events) for w in normal)
+    ranked = sorted(counts, key=lambda s: (-counts[s], sorted(e or "" for e in s)))
+    group = {events: i % n for i, events in enumerate(ranked)}
+
+    def keep(part: list[Window]) -> list[Window]:
+        anomalous = [w for w in part if w.label != NORMAL]
+        mine = {id(w) for w in anomalous[k::n]}
+        return [w for w in part if (group.get(frozenset(w.events)) == k if w.label == NORMAL else id(w) in mine)]
+
+    return dataclasses.replace(split, train=keep(split.train), val=keep(split.val))
 
 
 @dataclass
@@ -117,11 +149,18 @@ def _build(source: SiloSource, split_spec: SplitSpec, key: bytes, state_dir: Pat
     spec = source.window_spec
     windows = build_windows(records, spec, {s: i for i, s in enumerate(sources)}, silo.session_labels)
     split = chronological_split(windows, split_spec, overlapping=spec.overlapping)
+    if source.behaviours:  # behaviours are event sets: parse once to see them, then keep this silo's share
+        provisional = EventParser(FORMAT_SETTINGS[source.fmt], key)
+        provisional.mine(records[i].content for i in sorted({r for w in split.train for r in w.rows}))
+        ids = provisional.match_all([r.content for r in records])
+        fill_events(split.train, ids)
+        fill_events(split.val, ids)
+        split = behaviour_share(split, *source.behaviours)
     train_rows = sorted({row for w in split.train for row in w.rows})
     if not train_rows:
         raise SiloError(f"{source.path}: the training split is empty ({len(windows)} windows)")
 
-    parser = EventParser(FORMAT_SETTINGS[source.fmt], key)
+    parser = EventParser(FORMAT_SETTINGS[source.fmt], key)  # mined on this silo's own training lines only
     parser.mine(records[i].content for i in train_rows)
     ids = parser.match_all([r.content for r in records])
     for part in split.parts().values():

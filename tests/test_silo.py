@@ -55,3 +55,20 @@ def test_silo_entries_from_the_run_config(tmp_path) -> None:
     assert bgl.path == str(tmp_path / "bgl") and bgl.window == "count:20"
     with pytest.raises(SiloError, match="bad silo"):
         SiloSource.parse("syslog=/x")
+
+
+def test_behaviour_split_deals_hdfs_event_sets_to_silos_and_keeps_every_test_window(shared_data, state_dir) -> None:
+    path = shared_data / "hdfs" / "HDFS_2pct.log"
+    spec = SplitSpec(train_normal=1000, val_fraction=0.1)
+    whole = prepare_silo(SiloSource.parse(f"hdfs={path}", max_lines=60000), spec, KEY, state_dir)
+    shares = [
+        prepare_silo(SiloSource.parse(f"hdfs={path}#behaviours={k}/4", max_lines=60000), spec, KEY, state_dir)
+        for k in range(4)
+    ]
+    event_sets = [{frozenset(w.events) for w in s.split.train if w.label == 0} for s in shares]
+    assert all(event_sets) and sum(map(len, event_sets)) == len(set().union(*event_sets))  # disjoint behaviours
+    normal = [w for s in shares for w in s.split.train if w.label == 0]
+    assert sorted(w.key for w in normal) == sorted(w.key for w in whole.split.train if w.label == 0)
+    assert all([w.key for w in s.split.test] == [w.key for w in whole.split.test] for s in shares)
+    with pytest.raises(SiloError, match="behaviours=K/N"):
+        SiloSource.parse(f"hdfs={path}#behaviours=4/4")
