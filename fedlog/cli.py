@@ -110,8 +110,11 @@ def cmd_bench_aggregate(args: argparse.Namespace) -> int:
 
 def _alert_line(record: dict) -> str:
     where = f"{record['first']['file']}:{record['first']['line']}-{record['last']['line']}"
-    top = ", ".join(f"line {t['line']} ({t['event']})" for t in record["top_lines"])
-    return f"ALERT {record['window']} {where} score {record['score']:.4g} > {record['threshold']:.4g}; lines: {top}"
+    head = f"ALERT {record['window']} {where} score {record['score']:.4g} > {record['threshold']:.4g}"
+    lines = [
+        f"  line {t['line']} [{t['event']}, +{t['contribution']:.3g}] {t['text'][:160]}" for t in record["top_lines"]
+    ]
+    return "\n".join([head, *lines])
 
 
 def cmd_detect(args: argparse.Namespace) -> int:
@@ -181,7 +184,8 @@ def _session(args: argparse.Namespace, entry: str, params: str = "", **fixed: An
     from fedlog.session import SiloSession
 
     run, round_idx = parse_round_spec(params) if params else (None, None)
-    recorded = json.loads((run / "params.json").read_text()) if run else {}
+    recorded_file = run / "params.json" if run else None
+    recorded = json.loads(recorded_file.read_text()) if recorded_file and recorded_file.exists() else {}
     config = resolved_config(args, recorded) | fixed
     settings = RunSettings.from_flat(config)
     session = SiloSession.open(settings, entry or recorded.get("silo") or settings.silo_entries[0])

@@ -177,8 +177,8 @@ class Scorer:
         explained = self._cached([windows[i] for i in flagged], self._lines_by_events, self.detector.line_scores)
         contributions = dict(zip(flagged, explained))
         out = []
-        for i, w in enumerate(windows):
-            record = self._record(w, float(scores[i]), contributions.get(i), sources)
+        for i, (w, records) in enumerate(closed):
+            record = self._record(w, records, float(scores[i]), contributions.get(i), sources)
             if w.label != UNLABELED:
                 self._labels.append(w.label)
                 self._scores.append(float(scores[i]))
@@ -203,7 +203,14 @@ class Scorer:
             cache.update(zip(todo, compute(list(todo.values()))))
         return [cache[k] for k in keys]
 
-    def _record(self, w: Window, score: float, contribution: np.ndarray | None, sources: Sequence[str]) -> dict:
+    def _record(
+        self,
+        w: Window,
+        records: Sequence[LogRecord],
+        score: float,
+        contribution: np.ndarray | None,
+        sources: Sequence[str],
+    ) -> dict:
         def where(ref: tuple[int, int]) -> dict[str, Any]:
             return {"file": sources[ref[0]], "line": ref[1]}
 
@@ -220,12 +227,28 @@ class Scorer:
         if w.label != UNLABELED:
             record["label"] = w.label
         if contribution is not None:
-            order = np.argsort(-contribution, kind="stable")[: self.top]
+            templates = self.parser.templates if self.parser else {}
             record["top_lines"] = [
-                where(w.lines[j]) | {"event": w.events[j] or "unknown", "contribution": float(contribution[j])}
-                for j in order
+                where(w.lines[j])
+                | {
+                    "event": w.events[j] or "unknown",
+                    "contribution": float(contribution[j]),
+                    "text": records[j].content,  # local output only: it never leaves this machine
+                    "template": templates.get(w.events[j] or "", "(no template: a kind of line never seen)"),
+                }
+                for j in self._evidence(w, contribution)
             ]
         return record
+
+    def _evidence(self, w: Window, contribution: np.ndarray) -> list[int]:
+        """The ``top`` lines that raised the score most, one per event type: ten lines of one retried
+        write say no more than one of them."""
+        chosen: dict[str | None, int] = {}
+        for j in np.argsort(-contribution, kind="stable"):
+            chosen.setdefault(w.events[j], int(j))
+            if len(chosen) == self.top:
+                break
+        return list(chosen.values())
 
     def summary(self, extra: dict[str, Any]) -> dict[str, Any]:
         """The training runs' summary.json shape; metrics only when the scored windows had labels."""

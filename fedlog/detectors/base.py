@@ -121,25 +121,24 @@ class Detector(ABC):
         return robust_quantile(self.score(normal), self.params.threshold_quantile)
 
     def line_scores(self, windows: Sequence[Window]) -> list[np.ndarray]:
-        """How much each event (hence each raw line) of a window pushes its score up, so an alert
-        can point at lines. Default: occlusion, the window's score minus its score without that
-        event; detectors that score lines natively (LogGAN) override it."""
-        variants: dict[tuple, Window] = {}  # leaving out either of two equal neighbours gives one variant
-        keys = []
+        """How much each line's event type pushes its window's score up, so an alert can point at lines.
+
+        Default: occlusion of whole event types, the window's score minus its score with every line of
+        that type left out (every line of a type gets its type's value). Leaving out one line of a long
+        window barely moves a worst-chunk or count-based score, and a type that repeats (a retried
+        write) is evidence as a whole. Detectors that score lines natively (LogGAN) override this."""
+        variants: dict[tuple, Window] = {}  # windows that share a variant score it once
+        keys: list[list[tuple]] = []
         for w in windows:
-            for j in range(len(w.events)):
-                events = w.events[:j] + w.events[j + 1 :]
-                keys.append(tuple(events))
-                variants.setdefault(keys[-1], dataclasses.replace(w, events=events))
+            per_type = {}
+            for event in dict.fromkeys(w.events):
+                events = [e for e in w.events if e != event]
+                per_type[event] = tuple(events)
+                variants.setdefault(per_type[event], dataclasses.replace(w, events=events))
+            keys.append([per_type[e] for e in w.events])
         scored = dict(zip(variants, self.score(list(variants.values())))) if variants else {}
-        left_out = np.array([scored[k] for k in keys])
         full = self.score(windows)
-        out, pos = [], 0
-        for i, w in enumerate(windows):
-            n = len(w.events)
-            out.append(full[i] - left_out[pos : pos + n])
-            pos += n
-        return out
+        return [full[i] - np.array([scored[k] for k in window_keys]) for i, window_keys in enumerate(keys)]
 
     def evaluate(self, test: Sequence[Window], threshold: float) -> dict[str, float]:
         scores = self.score(test)
