@@ -85,9 +85,11 @@ def test_alerts_on_anomalous_blocks_point_at_their_abnormal_lines(hdfs_run, prep
     records = [json.loads(line) for line in out.getvalue().splitlines()]
     alerts = [r for r in records if r["anomalous"]]
     assert alerts and all(r["top_lines"] for r in alerts)
-    for r in alerts:  # every named line is a real line of that block, with the event it had
+    for r in alerts:  # every named line is a real line of that block, one per event type, with its text
+        assert len({top["event"] for top in r["top_lines"]}) == len(r["top_lines"])
         for top in r["top_lines"]:
             assert BLOCK.findall(raw[top["line"] - 1])[0] == r["window"]
+            assert top["text"] and top["text"] in raw[top["line"] - 1] and top["template"]
     # "abnormal line": an event no normal training session has; at least one true alert leads with one
     normal_events = {e for w in prepared.split.train if w.label == NORMAL for e in w.events}
     leading = [r["top_lines"][0]["event"] for r in alerts if r.get("label") == 1]
