@@ -71,6 +71,12 @@ class LoadReport:
             self.malformed += 1
         self._issue(self.issues, source, lineno, reason)
 
+    def give_up(self, source: str, lineno: int, reason: str) -> None:
+        """A line a follower stopped waiting for (no newline at truncation or at stop): read, never parsed."""
+        self.lines_read += 1
+        self.unterminated += 1
+        self._issue(self.issues, source, lineno, reason)
+
     def skip_label(self, source: str, lineno: int, reason: str) -> None:
         self.label_skipped += 1
         self._issue(self.label_issues, source, lineno, reason)
