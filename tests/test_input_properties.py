@@ -5,6 +5,7 @@ the bytes arrive."""
 
 from __future__ import annotations
 
+import re
 import tempfile
 from pathlib import Path
 
@@ -47,9 +48,13 @@ _field = st.one_of(
 
 @st.composite
 def _mutated(draw: st.DrawFn, real: list[bytes]) -> bytes:
-    """A real line with one space-separated field replaced: the date, the epoch, the level..."""
+    """A real line with one of its first ten space-separated fields (date, time, epoch, level...) replaced,
+    or with that field's ASCII digits redrawn (month 13, day 45, hour 99 in the real layout)."""
     fields = draw(st.sampled_from(real)).split(b" ")
-    fields[draw(st.integers(0, len(fields) - 1))] = draw(_field)
+    i = draw(st.one_of(st.integers(0, 2), st.integers(0, min(len(fields), 10) - 1)))  # timestamps more often
+    digits = iter(draw(st.lists(st.sampled_from(b"0123456789"), min_size=sum(c in b"0123456789" for c in fields[i]))))
+    redigited = re.sub(rb"[0-9]", lambda _: bytes([next(digits)]), fields[i])
+    fields[i] = draw(st.one_of(_field, st.just(redigited)))
     return b" ".join(fields)
 
 
@@ -57,7 +62,6 @@ def _bad_line(real: list[bytes]) -> st.SearchStrategy[bytes]:
     return st.one_of(
         st.binary(max_size=300),  # may hold newlines and so be several physical lines
         st.text(max_size=200).map(str.encode),
-        _mutated(real),
         st.integers(MAX_LINE_BYTES - 2, MAX_LINE_BYTES + 2).map(lambda n: b"x" * n),  # both sides of the limit
         st.integers(1, 4).map(lambda mb: b"y" * (mb << 20)),
     )
@@ -65,10 +69,11 @@ def _bad_line(real: list[bytes]) -> st.SearchStrategy[bytes]:
 
 @st.composite
 def _mixed(draw: st.DrawFn, real: list[bytes]) -> bytes:
-    """Real lines with up to 15 bad ones inserted; maybe no newline at the end."""
+    """Real lines with up to 10 bad and 10 mutated real ones inserted; maybe no newline at the end."""
     lines = list(real)
-    for _ in range(draw(st.integers(0, 15))):
-        lines.insert(draw(st.integers(0, len(lines))), draw(_bad_line(real)))
+    for bad in (_bad_line(real), _mutated(real)):
+        for _ in range(draw(st.integers(0, 10))):
+            lines.insert(draw(st.integers(0, len(lines))), draw(bad))
     return b"\n".join(lines) + draw(st.sampled_from([b"\n", b""]))
 
 
