@@ -144,10 +144,10 @@ _label_junk = st.one_of(st.binary(max_size=100), st.text(max_size=60).map(str.en
 
 @given(junk=st.lists(st.tuples(st.integers(0, 30), _label_junk), max_size=10))
 @PROPERTY
-def test_label_files_with_any_bytes_keep_every_good_row(junk, shared_data) -> None:
+def test_label_files_with_any_bytes_keep_every_good_row(junk, real_lines, shared_data) -> None:
     hdfs_rows = (shared_data / "hdfs" / "anomaly_label.csv").read_bytes().splitlines()[:30]
     hadoop_rows = (shared_data / "hadoop" / "abnormal_label.txt").read_bytes().splitlines()[:30]
-    log = (shared_data / "hdfs" / "HDFS_2pct.log").read_bytes().splitlines()[0] + b"\n"
+    log = real_lines["hdfs"][0] + b"\n"
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         (root / "hdfs.log").write_bytes(log)
