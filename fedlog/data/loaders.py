@@ -277,6 +277,11 @@ def _label_lines(path: Path, report: LoadReport) -> Iterator[tuple[int, str]]:
                 report.skip_label(str(path), lineno, f"not UTF-8 ({err.reason} at byte {err.start})")
 
 
+def _label_problems(report: LoadReport) -> str:
+    first = "; ".join(str(i) for i in report.label_issues[:3])
+    return f"{report.label_skipped} of {report.label_rows} rows skipped" + (f"; first: {first}" if first else "")
+
+
 def _read_hdfs_labels(path: Path, report: LoadReport) -> dict[str, int]:
     """``anomaly_label.csv``: ``BlockId,Normal|Anomaly`` rows after an optional header."""
     labels: dict[str, int] = {}
@@ -293,7 +298,7 @@ def _read_hdfs_labels(path: Path, report: LoadReport) -> dict[str, int]:
             continue
         labels[row[0]] = ANOMALY if row[1] == "Anomaly" else NORMAL
     if not labels:
-        raise SiloError(f"{path}: no 'BlockId,Normal|Anomaly' rows ({report.summary()})")
+        raise SiloError(f"{path}: no 'BlockId,Normal|Anomaly' rows ({_label_problems(report)})")
     return labels
 
 
@@ -342,7 +347,7 @@ def read_hadoop_labels(path: Path, report: LoadReport | None = None) -> dict[str
             else:
                 labels[app.group(0)] = current
     if not labels:
-        raise SiloError(f"{path}: no '+ application_...' entries found ({report.summary()})")
+        raise SiloError(f"{path}: no '+ application_...' entries found ({_label_problems(report)})")
     return labels
 
 
