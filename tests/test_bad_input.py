@@ -133,6 +133,7 @@ def test_follow_counts_partial_lines_at_truncation_and_at_stop(tmp_path) -> None
     assert len(_poll_all(followed, reader)) == 1
     followed.close()
     report = reader.report
+    assert report.files == [str(path), f"{path} (rotation 1)"]
     assert (report.lines_read, report.records, report.unterminated) == (4, 2, 2)
     assert report.accounted == report.lines_read
     assert [str(i) for i in report.issues] == [

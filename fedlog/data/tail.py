@@ -55,6 +55,7 @@ class FollowedFile:
         except FileNotFoundError:
             return False
         self._handle, self._inode = handle, os.fstat(handle.fileno()).st_ino
+        self.report.files.append(self.source)
         if at_end:
             handle.seek(0, os.SEEK_END)
         return True
