@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from fedlog.data.loaders import MAX_LINE_BYTES, SiloError, load_silo
-from fedlog.data.records import ANOMALY, NORMAL
+from fedlog.data.records import ANOMALY, EXTRA_COUNTS, NORMAL, PARTITION, LoadReport
 
 
 def _line_labels(silo) -> tuple[int, int]:
@@ -210,3 +210,22 @@ def test_a_record_stops_growing_at_the_line_limit(tmp_path) -> None:
     assert len(silo.records[0].content) <= MAX_LINE_BYTES
     assert silo.report.continuation == MAX_LINE_BYTES // 1005 and silo.report.too_long == 100 - MAX_LINE_BYTES // 1005
     assert silo.report.accounted == silo.report.lines_read == 101
+
+
+def test_merged_reports_keep_every_count(tmp_path) -> None:
+    """``LoadReport.merge`` is what a caller with several silos or followed files sums with."""
+    hdfs = tmp_path / "hdfs.log"
+    hdfs.write_bytes(HDFS_LINE + b"\n081109 203615 148 INFO dfs.X: no block\n\xff\n")
+    hadoop = _hadoop_dir(tmp_path, [HADOOP_LINE, b"\tat x.y(Z.java:1)", b"x" * (MAX_LINE_BYTES + 1)])
+    parts = [
+        load_silo("hdfs", hdfs, require_labels=False).report,
+        load_silo("hadoop", hadoop, require_labels=False).report,
+    ]
+    total = LoadReport()
+    for part in parts:
+        total.merge(part)
+    for name in PARTITION + EXTRA_COUNTS:
+        assert getattr(total, name) == sum(getattr(p, name) for p in parts), name
+    assert total.lines_read == total.accounted == 6 and total.files == parts[0].files + parts[1].files
+    assert total.examples == {"no_session": [f"{hdfs}:2"], "continuation": [f"{next(hadoop.glob('*/*.log'))}:2"]}
+    assert [i.lineno for i in total.issues] == [3, 3]
