@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from fedlog.data.loaders import load_bgl, load_hdfs
+from fedlog.data.loaders import MAX_LINE_BYTES, LineReader, load_bgl, load_hdfs, load_silo
+from fedlog.data.tail import CHUNK_BYTES, FollowedFile
 from fedlog.parse.drain import FORMAT_SETTINGS, EventParser
 
 N_BAD = 10_000
@@ -82,3 +83,73 @@ def test_bad_lines_are_counted_not_fatal_and_memory_stays_bounded(fmt, shared_da
         f"continuation {report.continuation}; parsed: matched {parser.report.matched}, unknown "
         f"{parser.report.unknown}; load peak {peak / 2**20:.1f} MB (clean file {base_peak / 2**20:.1f} MB)"
     )
+
+
+# -- --follow: bounded memory and every partial line counted -----------------------------------
+
+FOLLOW_LINE = b"- 1131566461 2005.11.09 dn228 Nov 9 12:01:01 dn228/dn228 crond(pam_unix)[2915]: session closed"
+
+
+def _poll_all(followed: FollowedFile, reader: LineReader, polls: int = 10) -> list:
+    """Records from enough polls to read 80 MiB (one poll reads at most MAX_POLL_BYTES = 8 MiB)."""
+    return [r for _ in range(polls) for line in followed.poll() if (r := reader.feed(*line)) is not None]
+
+
+def test_follow_memory_stays_bounded_on_a_64_mb_line_without_newline(tmp_path) -> None:
+    path = tmp_path / "live.log"
+    path.write_bytes(FOLLOW_LINE + b"\n")
+    reader = LineReader("thunderbird")
+    followed = FollowedFile(path, report=reader.report)
+    assert len(_poll_all(followed, reader)) == 1
+    with path.open("ab") as out:
+        for _ in range(64):
+            out.write(b"x" * (1 << 20))
+    tracemalloc.start()
+    try:
+        assert _poll_all(followed, reader) == []
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    bound = 4 * CHUNK_BYTES + 2 * MAX_LINE_BYTES  # 384 KiB, against 64 MiB appended
+    assert peak < bound, f"peak {peak / 2**20:.2f} MiB for a 64 MiB line"
+    with path.open("ab") as out:
+        out.write(b"tail of the giant\n" + FOLLOW_LINE + b"\n")
+    assert len(_poll_all(followed, reader)) == 1
+    report = reader.report
+    assert (report.lines_read, report.records, report.too_long, report.malformed) == (3, 2, 1, 1)
+    assert str(report.issues[0]) == f"{path}:2: line longer than {MAX_LINE_BYTES} bytes"
+
+
+def test_follow_counts_partial_lines_at_truncation_and_at_stop(tmp_path) -> None:
+    path = tmp_path / "live.log"
+    path.write_bytes(FOLLOW_LINE + b"\n" + FOLLOW_LINE[:30])
+    reader = LineReader("thunderbird")
+    followed = FollowedFile(path, report=reader.report)
+    assert len(_poll_all(followed, reader)) == 1
+    path.write_bytes(b"")  # copytruncate
+    assert _poll_all(followed, reader) == []
+    with path.open("ab") as out:
+        out.write(FOLLOW_LINE + b"\n" + b"y" * (MAX_LINE_BYTES + 10))
+    assert len(_poll_all(followed, reader)) == 1
+    followed.close()
+    report = reader.report
+    assert report.files == [str(path), f"{path} (rotation 1)"]
+    assert (report.lines_read, report.records, report.unterminated) == (4, 2, 2)
+    assert report.accounted == report.lines_read
+    assert [str(i) for i in report.issues] == [
+        f"{path}:2: no newline after 30 bytes at truncation",
+        f"{path} (rotation 1):2: no newline after over {MAX_LINE_BYTES} bytes at stop",
+    ]
+
+
+def test_follow_cuts_lines_at_the_same_length_as_batch_loading(tmp_path) -> None:
+    longest = FOLLOW_LINE + b" " + b"z" * (MAX_LINE_BYTES - len(FOLLOW_LINE) - 1)
+    data = b"\n".join([longest, longest + b"z", FOLLOW_LINE]) + b"\n"
+    path = tmp_path / "live.log"
+    path.write_bytes(data)
+    reader = LineReader("thunderbird")
+    followed = FollowedFile(path, report=reader.report)
+    streamed = _poll_all(followed, reader)
+    batch = load_silo("thunderbird", path)
+    assert [r.lineno for r in streamed] == [r.lineno for r in batch.records] == [1, 3]
+    assert reader.report.too_long == batch.report.too_long == 1

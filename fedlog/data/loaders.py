@@ -1,18 +1,21 @@
 """Loaders for the Loghub formats: HDFS, BGL, Thunderbird, Spirit and Hadoop.
 
 Each loader reads bytes, decodes line by line and accounts for every line in a
-:class:`LoadReport`; a bad line is counted with its file and line number, never
-raised deep inside and never dropped silently. A missing or empty input is a
-clear :class:`SiloError` naming the path.
+:class:`LoadReport`; a bad line (any bytes, any length, any field content) is
+counted with its file and line number, never raised deep inside and never
+dropped silently, so one bad line cannot fail a client every round. Label files
+are read the same way: a bad row is counted and reported, not fatal. A missing
+or empty input, or one with no usable line at all, is a clear
+:class:`SiloError` naming the path.
 """
 
 from __future__ import annotations
 
-import calendar
 import csv
 import functools
 import re
 from collections.abc import Callable, Iterator
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import BinaryIO
 
@@ -20,11 +23,15 @@ from fedlog.data.records import ANOMALY, NORMAL, LoadReport, LogRecord, SiloLog
 
 FORMATS = ("hdfs", "bgl", "thunderbird", "spirit", "hadoop")
 MAX_LINE_BYTES = 64 * 1024
+MAX_EPOCH_DIGITS = 10  # epoch seconds up to the year 2286; more is a corrupt field, not a date
 
-_HDFS_RE = re.compile(r"^(\d{6}) (\d{6}) (\d+) ([A-Z]+) (\S+?): ?(.*)$")
-_BLOCK_RE = re.compile(r"blk_-?\d+")
-_HADOOP_RE = re.compile(r"^(\d{4})-(\d{2})-(\d{2}) (\d{2}):(\d{2}):(\d{2}),(\d{3}) ([A-Z]+) \[(.*?)\] (\S+): ?(.*)$")
-_APP_RE = re.compile(r"application_\d+_\d+")
+# re.ASCII: \d must not match other scripts' digits, which int() would then have to accept.
+_HDFS_RE = re.compile(r"^(\d{6}) (\d{6}) (\d+) ([A-Z]+) (\S+?): ?(.*)$", re.ASCII)
+_BLOCK_RE = re.compile(r"blk_-?\d+", re.ASCII)
+_HADOOP_RE = re.compile(
+    r"^(\d{4})-(\d{2})-(\d{2}) (\d{2}):(\d{2}):(\d{2}),(\d{3}) ([A-Z]+) \[(.*?)\] (\S+): ?(.*)$", re.ASCII
+)
+_APP_RE = re.compile(r"application_\d+_\d+", re.ASCII)
 
 
 class SiloError(ValueError):
@@ -32,28 +39,29 @@ class SiloError(ValueError):
 
 
 def _bounded_lines(handle: BinaryIO) -> Iterator[bytes | None]:
-    """Physical lines, each read with at most MAX_LINE_BYTES + 1 bytes in memory; a longer line is
-    consumed in chunks and yielded as None, so a gigabyte without a newline cannot exhaust memory."""
-    while raw := handle.readline(MAX_LINE_BYTES + 1):
-        if len(raw) <= MAX_LINE_BYTES or raw.endswith(b"\n"):
-            yield raw
-            continue
-        while (rest := handle.readline(MAX_LINE_BYTES)) and not rest.endswith(b"\n"):
-            pass
-        yield None
+    """Physical lines without their newline, each read with at most MAX_LINE_BYTES + 2 bytes in memory; a
+    longer line is consumed in chunks and yielded as None, so a gigabyte without a newline cannot exhaust memory."""
+    while raw := handle.readline(MAX_LINE_BYTES + 2):
+        if raw.endswith(b"\n"):
+            raw = raw[:-1]
+        elif len(raw) > MAX_LINE_BYTES:
+            while (rest := handle.readline(MAX_LINE_BYTES)) and not rest.endswith(b"\n"):
+                pass
+        yield raw if len(raw) <= MAX_LINE_BYTES else None
 
 
 def decode_line(raw: bytes | None, source: str, lineno: int, report: LoadReport) -> str | None:
-    """The text of a raw line (None: longer than MAX_LINE_BYTES), or None when it is counted as
-    blank, too long or undecodable."""
+    """The text of a raw line (without its newline; None: longer than MAX_LINE_BYTES), or None when it
+    is counted as blank, too long or undecodable."""
     report.lines_read += 1
     if raw is None or len(raw) > MAX_LINE_BYTES:
+        report.too_long += 1
         report.skip(source, lineno, f"line longer than {MAX_LINE_BYTES} bytes")
         return None
     try:
         text = raw.decode("utf-8").rstrip("\r\n")
     except UnicodeDecodeError as err:
-        report.skip(source, lineno, f"not UTF-8 ({err.reason})", undecodable=True)
+        report.skip(source, lineno, f"not UTF-8 ({err.reason} at byte {err.start})", undecodable=True)
         return None
     if "\x00" in text:
         report.skip(source, lineno, "contains NUL bytes", undecodable=True)
@@ -88,16 +96,25 @@ def _finish(fmt: str, records: list[LogRecord], report: LoadReport, **kw) -> Sil
 
 
 # -- one line -> one record, per format ------------------------------------------------------
-# Each returns None for a line that is not in its format; the reader counts it.
+# Each returns None for a line that is not in its format (the reader counts it) and raises
+# ValueError, naming the field, for a line in its format with an impossible field (month 13).
+
+
+def _epoch(y: int, mo: int, d: int, h: int, mi: int, s: int) -> float:
+    """UTC calendar fields -> epoch seconds; ValueError for an impossible date or time (timegm would
+    silently roll day 45 or hour 99 over into the next month or day)."""
+    return datetime(y, mo, d, h, mi, s, tzinfo=timezone.utc).timestamp()
 
 
 @functools.lru_cache(maxsize=4096)
 def _hdfs_epoch(d: str, t: str) -> float:
     """yymmdd hhmmss -> epoch seconds; cached, since busy logs write many lines per second."""
-    return float(calendar.timegm((2000 + int(d[:2]), int(d[2:4]), int(d[4:]), int(t[:2]), int(t[2:4]), int(t[4:]))))
+    return _epoch(2000 + int(d[:2]), int(d[2:4]), int(d[4:]), int(t[:2]), int(t[2:4]), int(t[4:]))
 
 
 def _hdfs_record(source: str, lineno: int, text: str) -> LogRecord | None:
+    """A line belongs to every block id it names; one naming none is kept (time and count windows use
+    it) and counted by the reader as ``no_session``, since session windows never see it."""
     m = _HDFS_RE.match(text)
     if m is None:
         return None
@@ -106,8 +123,8 @@ def _hdfs_record(source: str, lineno: int, text: str) -> LogRecord | None:
     return LogRecord(source, lineno, _hdfs_epoch(m.group(1), m.group(2)), content, sessions=blocks)
 
 
-_DATE_RE = re.compile(r"^\d{4}\.\d{2}\.\d{2}$")
-_BGL_TIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2}-\d{2}\.\d{2}\.\d{2}")
+_DATE_RE = re.compile(r"^\d{4}\.\d{2}\.\d{2}$", re.ASCII)
+_BGL_TIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2}-\d{2}\.\d{2}\.\d{2}", re.ASCII)
 _MONTHS = frozenset(["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"])
 
 
@@ -128,10 +145,14 @@ def _labelled(n_header: int, valid: Callable[[list[str]], bool]) -> Callable[[st
 
     def record(source: str, lineno: int, text: str) -> LogRecord | None:
         fields = text.split(maxsplit=n_header)
-        if len(fields) < n_header or not fields[1].isdigit() or not valid(fields):
+        if len(fields) < n_header or not valid(fields):
             return None
+        epoch = fields[1]
+        # isdigit() alone passes '²' and other scripts' digits, which float() then rejects or misreads
+        if not (epoch.isascii() and epoch.isdigit() and len(epoch) <= MAX_EPOCH_DIGITS):
+            raise ValueError(f"epoch seconds {epoch[:20]!r} is not 1-{MAX_EPOCH_DIGITS} ASCII digits")
         content = fields[n_header] if len(fields) > n_header else ""
-        return LogRecord(source, lineno, float(fields[1]), content, NORMAL if fields[0] == "-" else ANOMALY)
+        return LogRecord(source, lineno, float(epoch), content, NORMAL if fields[0] == "-" else ANOMALY)
 
     return record
 
@@ -142,8 +163,9 @@ def _hadoop_record(source: str, lineno: int, text: str) -> LogRecord | None:
     if m is None:
         return None
     y, mo, d, h, mi, s, ms = (int(m.group(i)) for i in range(1, 8))
-    ts = calendar.timegm((y, mo, d, h, mi, s)) + ms / 1000.0
-    return LogRecord(source, lineno, ts, m.group(11), sessions=(Path(source).stem,))
+    return LogRecord(
+        source, lineno, _epoch(y, mo, d, h, mi, s) + ms / 1000.0, m.group(11), sessions=(Path(source).stem,)
+    )
 
 
 # BGL: label epoch date node time noderepeat type component level content
@@ -160,7 +182,7 @@ EXPECTED = {
     "bgl": "not a bgl line (label epoch date ... message)",
     "thunderbird": "not a thunderbird line (label epoch date ... message)",
     "spirit": "not a spirit line (label epoch date ... message)",
-    "hadoop": "not a Hadoop line (date time,ms LEVEL [thread] class: msg)",
+    "hadoop": "not a Hadoop line (date time,ms LEVEL [thread] class: msg) and no record before it to continue",
 }
 
 
@@ -168,8 +190,18 @@ class LineReader:
     """Raw lines of one format -> records, each line counted once in ``report``.
 
     The batch loaders and ``fedlog detect --follow`` share it, so a line means
-    the same thing in training and in production. Hadoop lines that do not
-    start a record (stack traces, wrapped messages) continue the previous one.
+    the same thing in training and in production.
+
+    Hadoop lines that do not start a record (stack traces, wrapped messages) are
+    appended, newline-separated, to the content of the record they continue
+    rather than parsed as events of their own: the exception class and the
+    ``Caused by`` chain then shape that record's template, which is the
+    evidence, while each distinct stack frame as its own event would be a
+    template of its own. On /work/shared/data/hadoop Drain mines 236 templates
+    from the head lines alone, 253 with continuations appended and 443 with
+    every continuation line as its own event. A record's text stops growing at
+    MAX_LINE_BYTES: further continuation lines are counted as ``too_long``. With
+    ``--follow`` a continuation reaches the record only while its window is open.
     """
 
     def __init__(self, fmt: str, report: LoadReport | None = None) -> None:
@@ -178,21 +210,41 @@ class LineReader:
         self.fmt = fmt
         self.report = report or LoadReport()
         self._parse = RECORD_PARSERS[fmt]
-        self._started: set[str] = set()  # sources that already had a record (for continuations)
+        self._open: dict[str, LogRecord | None] = {}  # per source: the Hadoop record a continuation extends
 
     def feed(self, source: str, lineno: int, raw: bytes | None) -> LogRecord | None:
+        """The record this line starts, or None when it is counted as anything else."""
         text = decode_line(raw, source, lineno, self.report)
         if text is None:
             return None
-        record = self._parse(source, lineno, text)
-        if record is not None:
-            self.report.records += 1
-            self._started.add(source)
-        elif self.fmt == "hadoop" and source in self._started:
-            self.report.continuation += 1
-        else:
-            self.report.skip(source, lineno, EXPECTED[self.fmt])
+        try:
+            record = self._parse(source, lineno, text)
+        except ValueError as err:
+            self.report.skip(source, lineno, f"impossible field in a {self.fmt} line: {err}")
+            self._open[source] = None  # its stack trace must not extend the record before it
+            return None
+        if record is None:
+            self._continue(source, lineno, text)
+            return None
+        self.report.records += 1
+        if self.fmt == "hadoop":
+            self._open[source] = record
+        elif not record.sessions and self.fmt == "hdfs":
+            self.report.no_session += 1
+            self.report.note("no_session", source, lineno)
         return record
+
+    def _continue(self, source: str, lineno: int, text: str) -> None:
+        record = self._open.get(source)
+        if record is None:
+            self.report.skip(source, lineno, EXPECTED[self.fmt])
+        elif len(record.content) + 1 + len(text) > MAX_LINE_BYTES:
+            self.report.too_long += 1
+            self.report.skip(source, lineno, f"continuation past {MAX_LINE_BYTES} characters of record text")
+        else:
+            record.content += "\n" + text
+            self.report.continuation += 1
+            self.report.note("continuation", source, lineno)
 
     def read_files(self, files: list[Path]) -> list[LogRecord]:
         records = []
@@ -210,16 +262,43 @@ class LineReader:
 # -- whole silos ------------------------------------------------------------------------------
 
 
-def _read_hdfs_labels(path: Path) -> dict[str, int]:
+def _label_lines(path: Path, report: LoadReport) -> Iterator[tuple[int, str]]:
+    """(line number, text) of a label file; an undecodable or over-long row is counted and skipped."""
     _require_files([path], str(path))
-    labels: dict[str, int] = {}
-    with path.open(newline="", encoding="utf-8") as handle:
-        for lineno, row in enumerate(csv.reader(handle), start=1):
-            if lineno == 1 and row and row[0] == "BlockId":
+    with path.open("rb") as handle:
+        for lineno, raw in enumerate(_bounded_lines(handle), start=1):
+            report.label_rows += 1
+            if raw is None:
+                report.skip_label(str(path), lineno, f"row longer than {MAX_LINE_BYTES} bytes")
                 continue
-            if len(row) != 2 or row[1] not in ("Normal", "Anomaly"):
-                raise SiloError(f"{path}:{lineno}: expected 'BlockId,Normal|Anomaly', got {row!r}")
-            labels[row[0]] = ANOMALY if row[1] == "Anomaly" else NORMAL
+            try:
+                yield lineno, raw.decode("utf-8-sig" if lineno == 1 else "utf-8").rstrip("\r")
+            except UnicodeDecodeError as err:
+                report.skip_label(str(path), lineno, f"not UTF-8 ({err.reason} at byte {err.start})")
+
+
+def _label_problems(report: LoadReport) -> str:
+    first = "; ".join(str(i) for i in report.label_issues[:3])
+    return f"{report.label_skipped} of {report.label_rows} rows skipped" + (f"; first: {first}" if first else "")
+
+
+def _read_hdfs_labels(path: Path, report: LoadReport) -> dict[str, int]:
+    """``anomaly_label.csv``: ``BlockId,Normal|Anomaly`` rows after an optional header."""
+    labels: dict[str, int] = {}
+    for lineno, text in _label_lines(path, report):
+        try:
+            row = next(csv.reader([text]), [])
+        except csv.Error as err:
+            report.skip_label(str(path), lineno, f"not a CSV row ({err})")
+            continue
+        if not row or (lineno == 1 and row[0] == "BlockId"):
+            continue
+        if len(row) != 2 or row[1] not in ("Normal", "Anomaly") or not _BLOCK_RE.fullmatch(row[0]):
+            report.skip_label(str(path), lineno, f"expected 'BlockId,Normal|Anomaly', got {text[:80]!r}")
+            continue
+        labels[row[0]] = ANOMALY if row[1] == "Anomaly" else NORMAL
+    if not labels:
+        raise SiloError(f"{path}: no 'BlockId,Normal|Anomaly' rows ({_label_problems(report)})")
     return labels
 
 
@@ -227,8 +306,9 @@ def load_hdfs(path: Path, labels: Path | None = None, require_labels: bool = Tru
     """HDFS: a block id is a session; labels per block from ``anomaly_label.csv``."""
     files = _log_files(path)
     label_path = labels or (path if path.is_dir() else path.parent) / "anomaly_label.csv"
-    session_labels = _read_hdfs_labels(label_path) if require_labels or label_path.exists() else {}
     reader = LineReader("hdfs")
+    use_labels = require_labels or label_path.exists()
+    session_labels = _read_hdfs_labels(label_path, reader.report) if use_labels else {}
     return _finish("hdfs", reader.read_files(files), reader.report, session_labels=session_labels)
 
 
@@ -248,21 +328,26 @@ load_thunderbird = _labelled_loader("thunderbird")
 load_spirit = _labelled_loader("spirit")
 
 
-def read_hadoop_labels(path: Path) -> dict[str, int]:
-    """``abnormal_label.txt``: a section header (``Normal:``, ``Machine down:``...) then apps."""
-    _require_files([path], str(path))
+def read_hadoop_labels(path: Path, report: LoadReport | None = None) -> dict[str, int]:
+    """``abnormal_label.txt``: a section header (``Normal:``, ``Machine down:``...) then ``+ application_...``
+    entries; other lines are prose. An entry with no application id or before any header is counted in
+    ``report`` and skipped."""
+    report = report if report is not None else LoadReport()
     labels: dict[str, int] = {}
     current: int | None = None
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for lineno, line in _label_lines(path, report):
         stripped = line.strip()
         if stripped.endswith(":") and not stripped.startswith("+"):
             current = NORMAL if stripped.lower() == "normal:" else ANOMALY
-        elif stripped.startswith("+") and current is not None:
+        elif stripped.startswith("+"):
             app = _APP_RE.search(stripped)
-            if app:
+            if app is None or current is None:
+                why = "no application id" if app is None else "no section header (Normal: ...) before it"
+                report.skip_label(str(path), lineno, f"entry with {why}: {stripped[:80]!r}")
+            else:
                 labels[app.group(0)] = current
     if not labels:
-        raise SiloError(f"{path}: no '+ application_...' entries found")
+        raise SiloError(f"{path}: no '+ application_...' entries found ({_label_problems(report)})")
     return labels
 
 
@@ -271,9 +356,10 @@ def load_hadoop(path: Path, labels: Path | None = None, require_labels: bool = T
     if not path.is_dir():
         raise SiloError(f"{path}: expected a directory of application_*/container_*.log")
     label_path = labels or path / "abnormal_label.txt"
-    app_labels = read_hadoop_labels(label_path) if require_labels or label_path.exists() else {}
-    files = _require_files(sorted(path.glob("application_*/*.log")), f"container logs in {path}")
     reader = LineReader("hadoop")
+    use_labels = require_labels or label_path.exists()
+    app_labels = read_hadoop_labels(label_path, reader.report) if use_labels else {}
+    files = _require_files(sorted(path.glob("application_*/*.log")), f"container logs in {path}")
     session_labels = {}
     for file in files:
         if file.parent.name in app_labels:
