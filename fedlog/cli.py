@@ -149,8 +149,9 @@ def cmd_detect(args: argparse.Namespace) -> int:
     summary_path.write_text(json.dumps(summary, indent=2, sort_keys=True, default=str))
     load = summary["load"]
     print(
-        f"[fedlog] {load['lines_read']} lines ({load['records']} records, {load['malformed']} malformed, "
-        f"{load['undecodable']} undecodable, {load['blank']} blank), {summary['windows']} windows scored, "
+        f"[fedlog] {load['lines_read']} lines ({load['records']} records, {load['continuation']} continuation, "
+        f"{load['malformed']} malformed, {load['undecodable']} undecodable, {load['blank']} blank, "
+        f"{load['unterminated']} unterminated), {summary['windows']} windows scored, "
         f"{summary['alerts']} alerts at threshold {summary['threshold']}"
     )
     for name, m in summary["silos"].items():

@@ -274,10 +274,7 @@ def spec_text(spec: WindowSpec) -> str:
 def _merge_reports(reports: Iterable[LoadReport]) -> dict[str, Any]:
     total = LoadReport()
     for r in reports:
-        total.files += r.files
-        for name in ("lines_read", "records", "continuation", "blank", "malformed", "undecodable"):
-            setattr(total, name, getattr(total, name) + getattr(r, name))
-        total.issues += r.issues[: max(0, 20 - len(total.issues))]
+        total.merge(r)
     return total.to_dict()
 
 
@@ -319,8 +316,8 @@ def follow_files(
     Sessions close after ``idle_s`` seconds without a new line; whatever is still
     open when ``stop`` is set is scored before the summary.
     """
-    followed = [FollowedFile(Path(p), from_start=from_start) for p in paths]
-    reader = LineReader(scorer.fmt)
+    reader = LineReader(scorer.fmt)  # one report for every file: over-long and unfinished lines are counted there
+    followed = [FollowedFile(Path(p), from_start=from_start, report=reader.report) for p in paths]
     stream = WindowStream(scorer.spec, idle_s=idle_s)
     sources: list[str] = []
     index: dict[str, int] = {}
