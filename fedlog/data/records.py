@@ -116,7 +116,7 @@ class LoadReport:
         return out
 
     def summary(self) -> str:
-        text = f"{self.lines_read} lines from {len(self.files)} file(s): " + ", ".join(
+        text = f"{self.lines_read} lines from {len(self.files)} file(s), {self.accounted} accounted for: " + ", ".join(
             f"{getattr(self, name)} {name}" for name in PARTITION
         )
         if self.too_long or self.no_session:
