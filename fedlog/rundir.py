@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,11 +37,14 @@ def parse_round_spec(spec: str) -> tuple[Path, int | None]:
 
 
 def load_global_state(run_dir: Path, round_idx: int | None = None) -> tuple[int, dict[str, torch.Tensor]]:
-    """The global parameters after ``round_idx`` (default: the last persisted round)."""
+    """The global parameters after ``round_idx``; by default the round the run selected without test
+    labels (summary.json's ``selected_round``), or the last persisted round."""
     rounds = sorted(int(p.stem.split("-")[1]) for p in (run_dir / "params").glob("round-*.pt"))
     if not rounds:
         raise ValueError(f"{run_dir}: no params/round-*.pt, not a finished fedlog run directory")
-    chosen = rounds[-1] if round_idx is None else round_idx
+    summary = run_dir / "summary.json"
+    selected = json.loads(summary.read_text()).get("selected_round") if summary.exists() else None
+    chosen = round_idx if round_idx is not None else selected if selected is not None else rounds[-1]
     if chosen not in rounds:
         raise ValueError(f"{run_dir}: no parameters for round {chosen}; rounds persisted: {rounds}")
     return chosen, torch.load(run_dir / "params" / f"round-{chosen:03d}.pt")
@@ -121,8 +124,16 @@ class RunDirectory:
         return [json.loads(line) for line in file.read_text().splitlines()] if file.exists() else []
 
     def finish(self, silos: Mapping[str, Mapping[str, Any]], extra: Mapping[str, Any] | None = None) -> dict:
-        """Write summary.json (per silo + pooled overall) and report.md from final metrics."""
-        timing = {"wall_time_s": round(time.time() - self.started, 2), "rounds": len(self.rounds())}
+        """Write summary.json and report.md: per silo and pooled overall, for the round the run selected
+        by its label-free selection score (see ``select_round``), with the last round's figures beside."""
+        rounds = self.rounds()
+        timing = {"wall_time_s": round(time.time() - self.started, 2), "rounds": len(rounds)}
+        selected = select_round(rounds)
+        if selected is not None:
+            round_idx, score, evals = selected
+            last = summarize(silos, {"round": rounds[-1]["round"] if rounds else None})
+            timing |= {"selected_round": round_idx, "selection": score, "last_round": last}
+            silos = evals
         summary = summarize(silos, timing | dict(extra or {}))
         (self.path / "summary.json").write_text(json.dumps(_clean(summary), indent=2, sort_keys=True))
         (self.path / "report.md").write_text(self._report(summary))
@@ -135,6 +146,7 @@ class RunDirectory:
             "",
             f"Detector `{params.get('detector')}`, strategy `{params.get('strategy', '-')}`, "
             f"{summary['rounds']} round(s), wall time {summary['wall_time_s']} s.",
+            *_selection_lines(summary),
             "Thresholds are set on normal validation windows only; test labels are used "
             "only to score the final figures below.",
             "",
@@ -151,6 +163,22 @@ class RunDirectory:
             lines += ["", "Warnings:", *(f"- {w}" for w in warnings)]
         lines += ["", "Per-round figures: `rounds.jsonl`; global parameters: `params/`.", ""]
         return "\n".join(lines)
+
+
+def select_round(rounds: Sequence[Mapping[str, Any]]) -> tuple[int, float, dict[str, dict]] | None:
+    """The round whose evaluation had the best example-weighted mean ``selection`` score over silos
+    (label-free: validation normals against pseudo-anomalies), the later one on ties; with its score
+    and per-silo figures. None when no round recorded a selection score."""
+    best = None
+    for record in rounds:
+        evals = {n: s["eval"] for n, s in record.get("silos", {}).items() if "eval" in s}
+        scored = [(m["selection"], m.get("examples", 1)) for m in evals.values() if m.get("selection") is not None]
+        if not scored:
+            continue
+        score = sum(v * n for v, n in scored) / (sum(n for _, n in scored) or 1)
+        if best is None or score >= best[1]:
+            best = (int(record["round"]), float(score), evals)
+    return best
 
 
 def _counts(m: Mapping[str, Any]) -> tuple[int, int]:
@@ -184,6 +212,17 @@ def silo_warnings(silos: Mapping[str, Mapping[str, Any]]) -> list[str]:
         elif n and pos == 0:
             out.append(f"**{name}**: no anomalous test window, so its recall and F1 are undefined (shown as 0)")
     return out
+
+
+def _selection_lines(summary: Mapping[str, Any]) -> list[str]:
+    if "selected_round" not in summary:
+        return []
+    last = summary["last_round"]
+    return [
+        f"Figures below are round {summary['selected_round']}'s, the round the run selected without test labels "
+        f"(best selection score {summary['selection']:.4f}: normal validation windows against pseudo-anomalies); "
+        f"the last round ({last['round']}) scored overall F1 {_fmt(last['overall'].get('f1'))}.",
+    ]
 
 
 def _fmt(value: Any) -> str:

@@ -44,7 +44,7 @@ def test_every_registered_detector_builds_with_its_documented_defaults(tiny_bert
 
 
 @pytest.mark.parametrize("detector", sorted(TINY_DETECTORS))
-def test_training_thresholds_and_validation_never_read_test_labels(
+def test_training_thresholds_validation_and_round_selection_never_read_test_labels(
     detector, synthetic_silos, state_dir, one_thread
 ) -> None:
     session = _sealed(SiloSession.open(_settings(detector), f"bgl={synthetic_silos['bgl']}", state_dir))
@@ -52,6 +52,7 @@ def test_training_thresholds_and_validation_never_read_test_labels(
     assert {"update-norm", "val-accuracy", "val-labelled", "examples"} <= set(stats)
     split = session.silo.split
     session.detector.threshold(split.val, split.train)
+    assert 0.0 <= session.detector.selection_score(split) <= 1.0  # how a run picks its round
     assert len(session.detector.score(split.test)) == len(split.test)  # scoring is label-free too
     with pytest.raises(AssertionError, match="test label"):  # the trap works: scoring *metrics* read labels
         session.evaluate()
@@ -94,3 +95,18 @@ def test_a_silo_with_too_few_normal_validation_windows_is_flagged_in_the_report(
     config["split.val-fraction"] = 0.4
     report = (train_centralized(config, f"bgl={synthetic_silos['bgl']}") / "report.md").read_text()
     assert "Warnings" not in report, report
+
+
+def test_the_run_reports_the_round_its_label_free_selection_score_picked(tmp_path) -> None:
+    from fedlog.rundir import RunDirectory
+
+    run = RunDirectory.create(tmp_path, "x", {"detector": "fastlogad"})
+    figures = {1: (0.90, 0.2), 2: (0.97, 0.9), 3: (0.97, 0.7), 4: (0.95, 0.99)}  # round: (selection, test F1)
+    for round_idx, (selection, f1) in figures.items():
+        counts = {"tp": 1, "fp": 0, "tn": 9, "fn": 0, "auroc": 1.0, "aupr": 1.0}
+        evals = {"0:bgl": {"selection": selection, "examples": 10, "f1": f1} | counts}
+        run.append_round({"round": round_idx, "silos": {name: {"eval": m} for name, m in evals.items()}})
+    summary = run.finish({"0:bgl": {"f1": 0.99, "tp": 1, "fp": 0, "tn": 9, "fn": 0, "auroc": 1.0, "aupr": 1.0}})
+    assert summary["selected_round"] == 3  # the best selection score, the later round on a tie; never test F1
+    assert summary["silos"]["0:bgl"]["f1"] == 0.7 and summary["last_round"]["round"] == 4
+    assert "round 3's, the round the run selected" in (run.path / "report.md").read_text()

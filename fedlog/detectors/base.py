@@ -9,6 +9,7 @@ federation exchanges as a torch ``nn.Module``.
 from __future__ import annotations
 
 import dataclasses
+import math
 import random
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
@@ -18,6 +19,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
+from sklearn.metrics import roc_auc_score
 
 from fedlog.config import params_from_config
 from fedlog.data.records import NORMAL
@@ -165,10 +167,40 @@ class Detector(ABC):
 
     def evaluate_split(self, split: Split) -> dict[str, float]:
         """Test metrics at the label-free threshold set on the split's validation normals, with how many
-        normal validation windows there were (the report warns when too few to set a threshold on)."""
+        normal validation windows there were (the report warns when too few to set a threshold on) and
+        the label-free selection score a run picks its round by."""
         threshold = self.threshold(split.val, split.train)
         val_normal = sum(w.label == NORMAL for w in split.val)
-        return self.evaluate(split.test, threshold) | {"examples": len(split.test), "val-normal": val_normal}
+        label_free = {"examples": len(split.test), "val-normal": val_normal, "selection": self.selection_score(split)}
+        return self.evaluate(split.test, threshold) | label_free
+
+    def selection_score(self, split: Split) -> float:
+        """How well the model tells normal validation windows from pseudo-anomalies made from them
+        (AUROC; higher is better), so a run can pick its round without test labels.
+
+        Each normal validation window (training normals when validation has too few) gets one fixed
+        corruption: an event replaced by another event of the training vocabulary, an event dropped,
+        or an event repeated three times. The same seed gives the same pseudo-anomalies every round."""
+        normal = [w for w in split.val if w.label == NORMAL and w.events]
+        if len(normal) < MIN_VAL_NORMAL:
+            normal = [w for w in split.train if w.label == NORMAL and w.events]
+        vocabulary = sorted({e for w in split.train for e in w.events if e is not None})
+        if not normal or len(vocabulary) < 2:
+            return math.nan
+        rng = random.Random(self.seed)
+        pseudo = []
+        for w in normal:
+            events, j = list(w.events), rng.randrange(len(w.events))
+            kind = rng.randrange(3)
+            if kind == 0:
+                events[j] = rng.choice([e for e in vocabulary if e != events[j]] or vocabulary)
+            elif kind == 1 and len(events) > 1:
+                del events[j]
+            else:
+                events[j:j] = [events[j]] * 2
+            pseudo.append(dataclasses.replace(w, events=events))
+        scores = self.score(normal + pseudo)
+        return float(roc_auc_score([0] * len(normal) + [1] * len(pseudo), scores))
 
     def state(self) -> dict[str, torch.Tensor]:
         return {k: v.detach().cpu() for k, v in self.module.state_dict().items()}
