@@ -126,7 +126,13 @@ class ParseReport:
 
 
 class EventParser:
-    """Mine templates on training lines, then map any line to an event id (or None)."""
+    """Mine templates on training lines, then map any line to an event id (or None).
+
+    Drain keeps at most ``settings.max_clusters`` clusters, evicting the least recently used one.
+    An evicted template leaves ``templates`` at the end of that ``mine`` and its lines match as
+    unknown (None); mined again, it comes back under the same id, since ids hash the template text,
+    not Drain's cluster number.
+    """
 
     def __init__(self, settings: ParserSettings, key: bytes) -> None:
         self.settings = settings
