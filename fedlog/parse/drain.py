@@ -62,7 +62,9 @@ FORMAT_SETTINGS: dict[str, ParserSettings] = {
     "hdfs": ParserSettings(masking=((r"blk_-?\d+(?:\s+blk_-?\d+)*", "BLK"), *_COMMON)),
     "bgl": ParserSettings(masking=((r"\bcore\.\d+\b", "CORE"), (r"\b[0-9a-fA-F]{8}\b", "HEX"), *_COMMON)),
     "thunderbird": _SYSLOG,
-    "spirit": _SYSLOG,  # the Thunderbird format; no real Spirit lines to tune on
+    # the Thunderbird format, but with no real Spirit lines to tune on it keeps the defaults (on our
+    # synthetic Spirit, _SYSLOG's 0.65 would split "kernel: hda:" from "kernel: hdb:")
+    "spirit": ParserSettings(masking=((r"\[\d+\]:", "[PID]:"), *_COMMON)),
     "hadoop": ParserSettings(
         masking=(
             (r"\b(?:attempt|task|container|application|job|appattempt)_[\w]+", "ID"),
