@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 from fedlog.data.loaders import load_silo
@@ -93,3 +94,53 @@ def test_parse_benchmark_reports_rates(synthetic_silos) -> None:
     assert result["lines"] > 1000 and result["templates"] >= 5
     rates = [v for k, v in result.items() if k.endswith("_per_s")]
     assert len(rates) == 7 and all(r > 0 for r in rates)  # ours (5) and raw Drain3 add/match
+
+
+def _bounded(max_clusters: int) -> EventParser:
+    return EventParser(dataclasses.replace(FORMAT_SETTINGS["hdfs"], max_clusters=max_clusters), KEY)
+
+
+def _event(i: int) -> str:
+    """A line of its own template: Drain's tree splits on the first token (letters only, no digits)."""
+    return f"{'abcdefghij'[i // 10]}{'abcdefghij'[i % 10]}worker started cleanly"
+
+
+def test_a_parser_mined_past_max_clusters_stays_at_the_bound() -> None:
+    parser = _bounded(5)
+    parser.mine(_event(i) for i in range(40))
+    assert len(parser._drain.clusters) == 5 and len(parser.templates) == 5
+    assert set(parser.templates.values()) == {_event(i) for i in range(35, 40)}  # the most recent survive
+
+
+def test_repeats_keep_a_frequent_template_from_eviction() -> None:
+    """Repeats are fed to Drain once, yet they still count as use in its LRU order.
+
+    Were the frequent cluster evicted, its next repeat would start it over as the literal line.
+    """
+    parser = _bounded(5)
+    learned = ["heartbeat from nodea", "heartbeat from nodeb"]
+    parser.mine(learned + [line for i in range(40) for line in (_event(i), learned[0])])
+    assert "heartbeat from <*>" in parser.templates.values()
+
+
+def test_an_evicted_template_is_unknown_until_mined_again_under_the_same_id() -> None:
+    parser = _bounded(5)
+    parser.mine([_event(0)])
+    [first_id] = parser.match_all([_event(0)])
+    parser.mine(_event(i) for i in range(1, 6))
+    assert parser.match_all([_event(0)]) == [None] and first_id not in parser.templates
+    parser.mine([_event(0)])
+    assert parser.match_all([_event(0)]) == [first_id]
+
+
+def test_a_bounded_parser_saves_and_loads_without_loss(tmp_path, shared_data) -> None:
+    contents = _hdfs_contents(shared_data, 0, 5_000) + [_event(i) for i in range(30)]
+    parser = _bounded(12)
+    parser.mine(contents)
+    parser.save(tmp_path / "parser.pkl")
+    again = EventParser.load(tmp_path / "parser.pkl", KEY)
+    assert again.settings == parser.settings and again.templates == parser.templates
+    assert len(again.templates) == 12
+    assert again.match_all(contents) == parser.match_all(contents)
+    again.mine(_event(i) for i in range(30, 60))  # the restored LRU still bounds further mining
+    assert len(again._drain.clusters) == 12
