@@ -69,8 +69,23 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_bench_parse(args: argparse.Namespace) -> int:
     from fedlog.bench import parse_throughput
+    from fedlog.parse.accuracy import grouping_accuracy_table
 
     _print_figures(parse_throughput(args.format, Path(args.path), raw=not args.no_raw))
+    loghub_2k = Path(args.loghub_2k)
+    if not loghub_2k.is_dir():
+        print(f"\n(no grouping accuracy: {loghub_2k} not found; give --loghub-2k DIR)")
+        return 0
+    print(f"\nLoghub grouping accuracy on {loghub_2k} (each 2,000-line sample mined whole, per-system settings)")
+    print("| system | lines | templates (truth) | fedlog | Drain, published | |")
+    print("|---|---|---|---|---|---|")
+    for row in grouping_accuracy_table(loghub_2k):
+        published = "n/a" if row.published is None else f"{row.published:.3f}"
+        verdict = "" if row.published is None else "ok" if row.accuracy >= row.published else "below"
+        print(
+            f"| {row.system} | {row.lines} | {row.templates} ({row.truth_templates}) | {row.accuracy:.4f} "
+            f"| {published} | {verdict} |"
+        )
     return 0
 
 
@@ -381,7 +396,7 @@ def build_parser() -> argparse.ArgumentParser:
     detect = sub.add_parser("detect", help="score new logs with a finished run's global model (batch or --follow)")
     detect.add_argument("logs", nargs="+", help="log files or directories of one format")
     detect.add_argument("--run", required=True, help="a run directory (federated or centralized)")
-    detect.add_argument("--round", type=int, default=None, help="global parameters after this round (default: the round the run selected, else the last)")
+    detect.add_argument("--round", type=int, default=None, help="parameters of this round (default: the run's selected one)")
     detect.add_argument("--format", required=True, choices=FORMATS)
     detect.add_argument("--labels", help="HDFS anomaly_label.csv / Hadoop abnormal_label.txt, for P/R/F1")
     detect.add_argument("--out", help="JSON lines, one per window (default: RUN/detect/<time>-<format>.jsonl)")
@@ -408,6 +423,7 @@ def build_parser() -> argparse.ArgumentParser:
     parse.add_argument("--format", default="hdfs")
     parse.add_argument("--no-raw", action="store_true", help="skip the plain-Drain3 comparison")
     parse.add_argument("path", nargs="?", default="../shared/data/hdfs/HDFS_2pct.log")
+    parse.add_argument("--loghub-2k", default="../shared/data/loghub-2k", help="Loghub's 2k samples (accuracy)")
     parse.set_defaults(func=cmd_bench_parse)
     bdetect = bench_sub.add_parser("detect", help="fedlog detect end to end (lines/s) vs raw Drain3")
     bdetect.add_argument("--format", default="hdfs", choices=FORMATS)
