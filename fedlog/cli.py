@@ -396,7 +396,7 @@ def build_parser() -> argparse.ArgumentParser:
     detect = sub.add_parser("detect", help="score new logs with a finished run's global model (batch or --follow)")
     detect.add_argument("logs", nargs="+", help="log files or directories of one format")
     detect.add_argument("--run", required=True, help="a run directory (federated or centralized)")
-    detect.add_argument("--round", type=int, default=None, help="parameters of this round (default: the run's selected one)")
+    detect.add_argument("--round", type=int, default=None, help="this round's parameters (default: the selected)")
     detect.add_argument("--format", required=True, choices=FORMATS)
     detect.add_argument("--labels", help="HDFS anomaly_label.csv / Hadoop abnormal_label.txt, for P/R/F1")
     detect.add_argument("--out", help="JSON lines, one per window (default: RUN/detect/<time>-<format>.jsonl)")
