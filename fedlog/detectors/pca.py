@@ -150,7 +150,7 @@ class PCA(Detector):
 
     def q_statistic(self) -> float:
         """Jackson and Mudholkar's Q_alpha; 0 where the residual has no variance to model."""
-        theta1, theta2, theta3 = ((self.subspace().residual**i).sum() for i in (1, 2, 3))
+        theta1, theta2, theta3 = ((self.subspace().residual ** i).sum() for i in (1, 2, 3))
         if theta1 <= 0 or theta2 <= 0:
             return 0.0
         h0 = 1 - 2 * theta1 * theta3 / (3 * theta2**2)
