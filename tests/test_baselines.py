@@ -13,7 +13,7 @@ from flwr.serverapp.strategy.strategy_utils import aggregate_arrayrecords
 
 from fedlog.data.records import NORMAL
 from fedlog.detectors import build_detector
-from fedlog.parse.hashing import N_SPECIAL, token_of
+from fedlog.parse.hashing import token_of
 from fedlog.silo import SiloSource, prepare_silo
 from fedlog.windows import Split, SplitSpec, Window
 
