@@ -16,11 +16,12 @@ mass) follow. Counts above ``max_count`` share the last bin, so a window above
 
 Threshold: the base class's 0.99 quantile of validation-normal scores, with
 ``score > threshold`` flagged. Scores are integers and np.quantile interpolates,
-so while at most 1% of validation normals score above 0 the threshold lies in
-[0, 1) and a single unseen event (or out-of-range count) raises an alert: the
-classic rule. When more validation normals carry such events (e.g. hash
-collisions or a drifting silo) the threshold rises above 1 and the rule becomes
-"more than k", chosen without labels.
+so while about 1% of validation normals or fewer score above 0, the threshold
+lies in [0, 1) and a single unseen event (or out-of-range count) raises an
+alert: the classic rule (on HDFS with 5,000 normal training sessions it is 0.0
+for both rules). Where more validation normals carry such events (hash
+collisions, a drifting silo) the threshold reaches k >= 1 and the rule becomes
+"more than k", still chosen without labels.
 """
 
 from __future__ import annotations
