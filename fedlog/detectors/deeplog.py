@@ -92,11 +92,11 @@ class DeepLog(Detector):
         pairs = torch.tensor([p for w in normal for p in self._pairs(w)], device=self.device)
         opt = torch.optim.Adam(self._module.parameters(), lr=self.params.lr)
         self._module.train()
-        torch.manual_seed(self.seed * 1009 + round_idx)  # a round replays exactly on resume
+        self.seed_round(round_idx)
         losses = []
         bs = self.params.batch_size
         for _ in range(epochs):
-            order = torch.randperm(len(pairs)).to(self.device)
+            order = torch.randperm(len(pairs), generator=self._rng).to(self.device)
             for lo in range(0, len(order), bs):
                 batch = pairs[order[lo : lo + bs]]
                 loss = F.cross_entropy(self._module(batch[:, :-1]), batch[:, -1]) + self.proximal_loss()

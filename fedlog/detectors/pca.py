@@ -46,7 +46,6 @@ from fedlog.parse.hashing import N_SPECIAL, token_of
 from fedlog.windows import Window
 
 NORMALIZATIONS = ("none", "length")
-THRESHOLD_MODES = ("q-statistic", "quantile")
 CHUNK = 2048  # windows per dense count matrix: bounded memory on long test splits
 
 
@@ -87,13 +86,12 @@ class MomentStats(nn.Module):
 class PCA(Detector):
     name = "pca"
     Params = PCAParams
+    THRESHOLD_MODES = ("q-statistic", "quantile")
 
     def __init__(self, params: PCAParams, seed: int = 42, device: str = "auto") -> None:
         super().__init__(params, seed, "cpu")  # one small eigendecomposition: nothing to accelerate
         if params.normalize not in NORMALIZATIONS:
             raise ValueError(f"pca.normalize must be one of {', '.join(NORMALIZATIONS)}, not {params.normalize!r}")
-        if params.threshold_mode not in THRESHOLD_MODES:
-            raise ValueError(f"pca.threshold-mode must be one of {', '.join(THRESHOLD_MODES)}")
         if not 0 < params.variance <= 1:
             raise ValueError(f"pca.variance must be in (0, 1], not {params.variance}")
         self._module = MomentStats(params.buckets + 1)  # the last slot: unmatched lines
