@@ -49,13 +49,26 @@ TINY_GANFL = {
     "ganfl.gan-hidden": 64,
     "ganfl.gan-steps": 20,
 }
+# The baselines (unseen-event / count-range rules, PCA, DeepLog) small enough for CPU tests.
+TINY_UNSEEN = {"unseen.buckets": 512, "unseen.max-count": 16}
+TINY_PCA = {"pca.buckets": 128}
+TINY_DEEPLOG = {
+    "deeplog.embed": 16,
+    "deeplog.hidden": 32,
+    "deeplog.layers": 1,
+    "deeplog.buckets": 512,
+    "deeplog.batch-size": 128,
+}
 # Every detector in a form small enough for CPU tests (run-config keys); tests that must cover all
-# detectors (the privacy capture) parametrize over this dict.
+# detectors (the privacy capture, detect and explain) parametrize over this dict.
 TINY_DETECTORS = {
     "fastlogad": TINY_FASTLOGAD,
     "loggan": TINY_LOGGAN,
     "ganfl": TINY_GANFL,
     "distilbert": TINY_DISTILBERT,
+    "unseen": TINY_UNSEEN,
+    "pca": TINY_PCA,
+    "deeplog": TINY_DEEPLOG,
 }
 
 

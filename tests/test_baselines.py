@@ -8,6 +8,7 @@ from collections import Counter
 import numpy as np
 import pytest
 import torch
+from conftest import TINY_DEEPLOG, TINY_PCA, TINY_UNSEEN
 from flwr.app import ArrayRecord, MetricRecord, RecordDict
 from flwr.serverapp.strategy.strategy_utils import aggregate_arrayrecords
 
@@ -18,17 +19,6 @@ from fedlog.silo import SiloSource, prepare_silo
 from fedlog.windows import Split, SplitSpec, Window
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-# Small enough for CPU tests (run-config keys), as the lead's TINY_DETECTORS would hold them.
-TINY_UNSEEN = {"unseen.buckets": 512, "unseen.max-count": 16}
-TINY_PCA = {"pca.buckets": 128}
-TINY_DEEPLOG = {
-    "deeplog.embed": 16,
-    "deeplog.hidden": 32,
-    "deeplog.layers": 1,
-    "deeplog.buckets": 512,
-    "deeplog.batch-size": 128,
-}
 
 
 @pytest.fixture(scope="module")
