@@ -252,3 +252,16 @@ def test_a_custom_silo_federates_next_to_a_built_in_one(openssh_log, state_dir, 
     custom_silo = rounds[0]["silos"]["0:custom"]
     assert custom_silo["train"]["examples"] > 200 and custom_silo["eval"]["examples"] > 200
     assert json.loads((run / "params.json").read_text())["custom.session"] == "Pid"
+
+
+def test_a_supernode_names_a_custom_silo_in_its_node_config(openssh_log, state_dir) -> None:
+    """Deployment: the node config says where the logs are, the run config how they read."""
+    from types import SimpleNamespace
+
+    from client_app import _session
+
+    config = default_run_config() | TINY_FASTLOGAD | OPENSSH | {"data.silos": "hdfs=synthetic"}
+    context = SimpleNamespace(run_config=config, node_config={"silo": f"custom={openssh_log}", "partition-id": 3})
+    session, partition = _session(context)
+    assert (session.name, partition, session.source.window_spec.kind) == ("custom", 3, "session")
+    assert session.source.custom == custom(OPENSSH) and len(session.silo.split.train) > 200
