@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from fedlog.config import absolutize, default_run_config, load_overlay
+from fedlog.data.custom import CUSTOM
 from fedlog.data.loaders import FORMATS
 
 APP_DIR = Path(__file__).resolve().parent.parent
@@ -397,8 +398,12 @@ def build_parser() -> argparse.ArgumentParser:
     detect.add_argument("logs", nargs="+", help="log files or directories of one format")
     detect.add_argument("--run", required=True, help="a run directory (federated or centralized)")
     detect.add_argument("--round", type=int, default=None, help="this round's parameters (default: the selected)")
-    detect.add_argument("--format", required=True, choices=FORMATS)
-    detect.add_argument("--labels", help="HDFS anomaly_label.csv / Hadoop abnormal_label.txt, for P/R/F1")
+    detect.add_argument(
+        "--format", required=True, choices=(*FORMATS, CUSTOM), help="custom: read as the run's custom.* settings say"
+    )
+    detect.add_argument(
+        "--labels", help="HDFS anomaly_label.csv / Hadoop abnormal_label.txt / custom key,label CSV, for P/R/F1"
+    )
     detect.add_argument("--out", help="JSON lines, one per window (default: RUN/detect/<time>-<format>.jsonl)")
     detect.add_argument("--silo", default="", help="FORMAT=PATH: this client's training silo (default: the run's)")
     detect.add_argument("--calibrate", type=int, default=0, metavar="N", help="threshold from the first N windows")

@@ -1,7 +1,7 @@
 """The run configuration: Flower's flat, namespaced run config turned into typed settings.
 
 Keys follow Flower's baselines (``num-server-rounds``, ``local-epochs``) with
-namespaces for the parts (``data.*``, ``window.*``, ``split.*``,
+namespaces for the parts (``data.*``, ``window.*``, ``custom.*``, ``split.*``,
 ``detector``, ``<detector>.*``). The same settings drive ``flwr run`` and the
 centralized ``fedlog train``.
 """
@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 import tomllib
 
+from fedlog.data.custom import CUSTOM, CustomFormat
 from fedlog.data.synthetic import SYNTHETIC_SILOS, SyntheticSpec, generate_silos
 from fedlog.silo import SiloSource, default_state_dir
 from fedlog.windows import SplitSpec
@@ -144,7 +145,12 @@ class RunSettings:
             spec = SyntheticSpec(seed=self.seed, scale=self.synthetic_scale)
             root = (state_dir or default_state_dir()) / "synthetic" / f"seed{spec.seed}-x{spec.scale:g}"
             path = str(generate_silos(root, spec)[fmt])
-        return SiloSource.parse(f"{fmt}={path}", self.data_dir, window=window, max_lines=self.max_lines)
+        custom = self.custom_format() if fmt == CUSTOM else None
+        return SiloSource.parse(f"{fmt}={path}", self.data_dir, window=window, max_lines=self.max_lines, custom=custom)
+
+    def custom_format(self) -> CustomFormat:
+        """How this run's ``custom`` silos read (``custom.*``); every custom silo of a run shares them."""
+        return CustomFormat.from_config(self.raw, self.data_dir)
 
     def detector_config(self) -> dict[str, Any]:
         prefix = f"{self.detector}."

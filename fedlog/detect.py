@@ -22,6 +22,7 @@ from typing import Any, TextIO
 import numpy as np
 
 from fedlog.config import RunSettings
+from fedlog.data.custom import CUSTOM, CustomFormat
 from fedlog.data.loaders import LineReader, load_silo
 from fedlog.data.records import NORMAL, UNLABELED, LoadReport, LogRecord
 from fedlog.data.tail import FollowedFile
@@ -32,7 +33,7 @@ from fedlog.parse.drain import FORMAT_SETTINGS, EventParser
 from fedlog.parse.hashing import federation_key
 from fedlog.rundir import load_global_state, summarize
 from fedlog.session import SiloSession, new_detector
-from fedlog.silo import DEFAULT_WINDOWS
+from fedlog.silo import default_window
 from fedlog.windows import Window, WindowSpec, WindowStream, build_windows
 
 log = logging.getLogger(__name__)
@@ -78,6 +79,7 @@ class Scorer:
     top: int = 3
     info: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    custom: CustomFormat | None = None  # how the lines of a custom format read: the run's custom.* settings
     _calibration: list[Closed] = field(default_factory=list)
     _labels: list[int] = field(default_factory=list)
     _scores: list[float] = field(default_factory=list)
@@ -100,7 +102,8 @@ class Scorer:
     ) -> Scorer:
         params = json.loads((run_dir / "params.json").read_text())
         settings = RunSettings.from_flat(params)
-        spec = WindowSpec.parse(window or str(params.get(f"window.{fmt}", "")) or DEFAULT_WINDOWS[fmt])
+        custom = settings.custom_format() if fmt == CUSTOM else None
+        spec = WindowSpec.parse(window or str(params.get(f"window.{fmt}", "")) or default_window(fmt, custom))
         entry = silo or _run_silo_entry(params, settings, fmt)
         if calibrate and calibrate < MIN_CALIBRATION:
             raise ValueError(f"--calibrate needs at least {MIN_CALIBRATION} windows to set a quantile")
@@ -115,7 +118,7 @@ class Scorer:
             detector.load_state(state)
             info = {"run": str(run_dir), "round": round_idx, "detector": settings.detector, "window": spec_text(spec)}
             note = f"the run had no {fmt} silo: a new parser is mined on the first {calibrate} windows"
-            return cls(fmt, spec, detector, None, None, calibrate, True, top, info, [note])
+            return cls(fmt, spec, detector, None, None, calibrate, True, top, info, [note], custom)
         session = SiloSession.open(settings, entry, state_dir)
         if session.name != fmt:
             raise ValueError(f"--silo {entry!r} is a {session.name} silo, but --format is {fmt}")
@@ -135,7 +138,7 @@ class Scorer:
         if calibrate:
             notes.append(f"threshold recalibrated on the first {calibrate} windows, taken as normal")
             threshold = None
-        return cls(fmt, spec, detector, parser, threshold, calibrate, False, top, info, notes)
+        return cls(fmt, spec, detector, parser, threshold, calibrate, False, top, info, notes, custom)
 
     # -- windows in, records out ----------------------------------------------------------------
 
@@ -150,7 +153,8 @@ class Scorer:
 
     def _calibrate(self) -> None:
         if self.parser is None:
-            self.parser = EventParser(FORMAT_SETTINGS[self.fmt], federation_key())
+            settings = self.custom.parser_settings() if self.custom else FORMAT_SETTINGS[self.fmt]
+            self.parser = EventParser(settings, federation_key())
             self.parser.mine(r.content for _, records in self._calibration for r in records)
         normal = [dataclasses.replace(w, label=NORMAL) for w in self._fill(self._calibration)]
         if self.new_system:  # its client-local context (templates, vocabulary...) comes from calibration
@@ -287,7 +291,7 @@ def _write(records: Iterable[dict], out: TextIO) -> None:
 def detect_files(scorer: Scorer, paths: Sequence[Path], out: TextIO, labels: Path | None = None) -> dict[str, Any]:
     """Batch: load, parse, window and score whole files; one JSON line per window to ``out``."""
     started = time.perf_counter()
-    silos = [load_silo(scorer.fmt, p, labels, require_labels=labels is not None) for p in paths]
+    silos = [load_silo(scorer.fmt, p, labels, labels is not None, scorer.custom) for p in paths]
     records = [r for s in silos for r in s.records]
     session_labels = {k: v for s in silos for k, v in (s.session_labels or {}).items()}
     sources = list(dict.fromkeys(r.source for r in records))
@@ -316,7 +320,8 @@ def follow_files(
     Sessions close after ``idle_s`` seconds without a new line; whatever is still
     open when ``stop`` is set is scored before the summary.
     """
-    reader = LineReader(scorer.fmt)  # one report for every file: over-long and unfinished lines are counted there
+    # one report for every file: over-long and unfinished lines are counted there
+    reader = LineReader(scorer.fmt, custom=scorer.custom)
     followed = [FollowedFile(Path(p), from_start=from_start, report=reader.report) for p in paths]
     stream = WindowStream(scorer.spec, idle_s=idle_s)
     sources: list[str] = []

@@ -63,7 +63,7 @@ def pooled_metrics(per_silo: Sequence[Mapping[str, float]]) -> dict[str, float]:
     }
     for key in ("auroc", "aupr"):
         pairs = [(m[key], m["tp"] + m["fp"] + m["tn"] + m["fn"]) for m in per_silo]
-        pairs = [(v, n) for v, n in pairs if not math.isnan(v)]
+        pairs = [(v, n) for v, n in pairs if v is not None and not math.isnan(v)]  # null: undefined, read back
         weight = sum(n for _, n in pairs)
         out[key] = sum(v * n for v, n in pairs) / weight if weight else math.nan
     return out

@@ -20,6 +20,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from fedlog.data.custom import CUSTOM, CustomFormat
 from fedlog.data.loaders import FORMATS, SiloError, load_silo
 from fedlog.data.records import NORMAL, SiloLog
 from fedlog.parse.drain import FORMAT_SETTINGS, EventParser, ParserSettings
@@ -33,8 +34,15 @@ DEFAULT_WINDOWS = {
     "bgl": "count:20",
     "thunderbird": "count:20",
     "spirit": "count:20",
+    CUSTOM: "count:20",  # "session" where custom.session names a session key
 }
+SILO_FORMATS = (*FORMATS, CUSTOM)
 STATE_ENV = "FEDLOG_STATE_DIR"
+
+
+def default_window(fmt: str, custom: CustomFormat | None = None) -> str:
+    """The window a format is cut into when the run config does not say (``window.<format>``)."""
+    return "session" if fmt == CUSTOM and custom is not None and custom.session else DEFAULT_WINDOWS[fmt]
 
 
 def default_state_dir() -> Path:
@@ -51,10 +59,15 @@ class SiloSource:
     window: str = ""
     max_lines: int = 0
     behaviours: tuple[int, int] | None = None  # (k, n): this silo holds behaviour group k of n (see below)
+    custom: CustomFormat | None = None  # how a custom silo's lines read (custom.* in the run config)
 
     @property
     def window_spec(self) -> WindowSpec:
-        return WindowSpec.parse(self.window or DEFAULT_WINDOWS[self.fmt])
+        return WindowSpec.parse(self.window or default_window(self.fmt, self.custom))
+
+    @property
+    def parser_settings(self) -> ParserSettings:
+        return self.custom.parser_settings() if self.custom else FORMAT_SETTINGS[self.fmt]
 
     @classmethod
     def parse(cls, text: str, base_dir: str = "", **kw) -> SiloSource:
@@ -62,8 +75,10 @@ class SiloSource:
         fmt, sep, path = text.strip().partition("=")
         fmt = fmt.strip().lower()
         path, _, option = path.partition("#")
-        if not sep or fmt not in FORMATS or not path.strip():
-            raise SiloError(f"bad silo {text!r}: expected FORMAT=PATH with FORMAT in {', '.join(FORMATS)}")
+        if not sep or fmt not in SILO_FORMATS or not path.strip():
+            raise SiloError(f"bad silo {text!r}: expected FORMAT=PATH with FORMAT in {', '.join(SILO_FORMATS)}")
+        if (fmt == CUSTOM) != (kw.get("custom") is not None):
+            raise SiloError(f"silo {text!r}: custom.* settings go with, and only with, a custom silo")
         full = Path(base_dir, path.strip()).expanduser() if base_dir else Path(path.strip()).expanduser()
         return cls(fmt=fmt, path=str(full.resolve()), behaviours=_behaviours(option, text) if option else None, **kw)
 
@@ -108,6 +123,7 @@ class PreparedSilo:
     parse_report: dict
     state_dir: str
     train_histogram: dict[str, int] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # what the figures rest on (an unlabelled custom silo)
 
     @property
     def parser_path(self) -> Path:
@@ -128,7 +144,7 @@ class PreparedSilo:
             "load": self.load_report,
             "parse": self.parse_report,
             "split": parts | {"unlabeled": self.split.unlabeled, "purged": self.split.purged},
-        }
+        } | ({"notes": self.notes} if self.notes else {})
 
 
 def _fingerprint(source: SiloSource, split: SplitSpec, settings: ParserSettings, key: bytes) -> str:
@@ -141,7 +157,7 @@ def _fingerprint(source: SiloSource, split: SplitSpec, settings: ParserSettings,
 
 
 def _build(source: SiloSource, split_spec: SplitSpec, key: bytes, state_dir: Path) -> PreparedSilo:
-    silo: SiloLog = load_silo(source.fmt, source.path)
+    silo: SiloLog = load_silo(source.fmt, source.path, custom=source.custom)
     if silo.report.malformed or silo.report.undecodable:
         log.warning("%s: %s", source.path, silo.report.summary())
     records = silo.records[: source.max_lines] if source.max_lines else silo.records
@@ -150,7 +166,7 @@ def _build(source: SiloSource, split_spec: SplitSpec, key: bytes, state_dir: Pat
     windows = build_windows(records, spec, {s: i for i, s in enumerate(sources)}, silo.session_labels)
     split = chronological_split(windows, split_spec, overlapping=spec.overlapping)
     if source.behaviours:  # behaviours are event sets: parse once to see them, then keep this silo's share
-        provisional = EventParser(FORMAT_SETTINGS[source.fmt], key)
+        provisional = EventParser(source.parser_settings, key)
         provisional.mine(records[i].content for i in sorted({r for w in split.train for r in w.rows}))
         ids = provisional.match_all([r.content for r in records])
         fill_events(split.train, ids)
@@ -160,7 +176,7 @@ def _build(source: SiloSource, split_spec: SplitSpec, key: bytes, state_dir: Pat
     if not train_rows:
         raise SiloError(f"{source.path}: the training split is empty ({len(windows)} windows)")
 
-    parser = EventParser(FORMAT_SETTINGS[source.fmt], key)  # mined on this silo's own training lines only
+    parser = EventParser(source.parser_settings, key)  # mined on this silo's own training lines only
     parser.mine(records[i].content for i in train_rows)
     ids = parser.match_all([r.content for r in records])
     for part in split.parts().values():
@@ -180,6 +196,7 @@ def _build(source: SiloSource, split_spec: SplitSpec, key: bytes, state_dir: Pat
         parse_report=parser.report.to_dict(),
         state_dir=str(state_dir),
         train_histogram=dict(histogram),
+        notes=source.custom.notes() if source.custom else [],
     )
 
 
@@ -193,7 +210,7 @@ def prepare_silo(
     state_dir: Path | None = None,
 ) -> PreparedSilo:
     """Prepared silo from memory, the client's disk cache, or a fresh parse."""
-    settings = FORMAT_SETTINGS[source.fmt]
+    settings = source.parser_settings
     digest = _fingerprint(source, split_spec, settings, key)
     if digest in _MEMORY:
         return _MEMORY[digest]

@@ -1,4 +1,4 @@
-"""Loaders for the Loghub formats: HDFS, BGL, Thunderbird, Spirit and Hadoop.
+"""Loaders for the Loghub formats (HDFS, BGL, Thunderbird, Spirit, Hadoop) and the user-described ``custom`` one.
 
 Each loader reads bytes, decodes line by line and accounts for every line in a
 :class:`LoadReport`; a bad line (any bytes, any length, any field content) is
@@ -13,13 +13,17 @@ from __future__ import annotations
 
 import csv
 import functools
+import logging
 import re
 from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import BinaryIO
 
+from fedlog.data.custom import CUSTOM, CustomFormat
 from fedlog.data.records import ANOMALY, NORMAL, LoadReport, LogRecord, SiloLog
+
+log = logging.getLogger(__name__)
 
 FORMATS = ("hdfs", "bgl", "thunderbird", "spirit", "hadoop")
 MAX_LINE_BYTES = 64 * 1024
@@ -202,14 +206,23 @@ class LineReader:
     every continuation line as its own event. A record's text stops growing at
     MAX_LINE_BYTES: further continuation lines are counted as ``too_long``. With
     ``--follow`` a continuation reaches the record only while its window is open.
+
+    A ``custom`` reader takes its line parser from the user's :class:`CustomFormat`; like HDFS, a
+    custom line with no session key (when ``custom.session`` is set) is counted as ``no_session``.
     """
 
-    def __init__(self, fmt: str, report: LoadReport | None = None) -> None:
-        if fmt not in RECORD_PARSERS:
-            raise SiloError(f"unknown log format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    def __init__(self, fmt: str, report: LoadReport | None = None, custom: CustomFormat | None = None) -> None:
+        if fmt == CUSTOM:
+            if custom is None:
+                raise SiloError("the custom format needs its custom.* settings (custom.layout, custom.timestamp)")
+            self._parse, self._expected = custom.record_parser(), custom.expected()
+        elif fmt in RECORD_PARSERS:
+            self._parse, self._expected = RECORD_PARSERS[fmt], EXPECTED[fmt]
+        else:
+            raise SiloError(f"unknown log format {fmt!r}; choose one of {', '.join((*FORMATS, CUSTOM))}")
         self.fmt = fmt
         self.report = report or LoadReport()
-        self._parse = RECORD_PARSERS[fmt]
+        self._sessions_expected = fmt == "hdfs" or bool(custom and custom.session)
         self._open: dict[str, LogRecord | None] = {}  # per source: the Hadoop record a continuation extends
 
     def feed(self, source: str, lineno: int, raw: bytes | None) -> LogRecord | None:
@@ -229,7 +242,7 @@ class LineReader:
         self.report.records += 1
         if self.fmt == "hadoop":
             self._open[source] = record
-        elif not record.sessions and self.fmt == "hdfs":
+        elif not record.sessions and self._sessions_expected:
             self.report.no_session += 1
             self.report.note("no_session", source, lineno)
         return record
@@ -237,7 +250,7 @@ class LineReader:
     def _continue(self, source: str, lineno: int, text: str) -> None:
         record = self._open.get(source)
         if record is None:
-            self.report.skip(source, lineno, EXPECTED[self.fmt])
+            self.report.skip(source, lineno, self._expected)
         elif len(record.content) + 1 + len(text) > MAX_LINE_BYTES:
             self.report.too_long += 1
             self.report.skip(source, lineno, f"continuation past {MAX_LINE_BYTES} characters of record text")
@@ -369,6 +382,58 @@ def load_hadoop(path: Path, labels: Path | None = None, require_labels: bool = T
     return _finish("hadoop", reader.read_files(files), reader.report, session_labels=session_labels)
 
 
+_LABEL_VALUES = {"normal": NORMAL, "0": NORMAL, "anomaly": ANOMALY, "anomalous": ANOMALY, "1": ANOMALY}
+
+
+def _read_session_labels(path: Path, report: LoadReport) -> dict[str, int]:
+    """``custom.labels``: ``key,label`` rows (label Normal/Anomaly or 0/1, any case), as HDFS's
+    ``anomaly_label.csv``; a first row whose label is none of these is a header."""
+    labels: dict[str, int] = {}
+    for lineno, text in _label_lines(path, report):
+        try:
+            row = next(csv.reader([text]), [])
+        except csv.Error as err:
+            report.skip_label(str(path), lineno, f"not a CSV row ({err})")
+            continue
+        value = _LABEL_VALUES.get(row[1].strip().lower()) if len(row) == 2 else None
+        if not row or (lineno == 1 and len(row) == 2 and value is None):
+            continue
+        if value is None or not row[0].strip():
+            report.skip_label(str(path), lineno, f"expected 'key,Normal|Anomaly' (or 0|1), got {text[:80]!r}")
+            continue
+        labels[row[0].strip()] = value
+    if not labels:
+        raise SiloError(f"{path}: no 'key,Normal|Anomaly' rows ({_label_problems(report)})")
+    return labels
+
+
+def load_custom(path: Path, custom: CustomFormat, labels: Path | None = None, require_labels: bool = True) -> SiloLog:
+    """A user-described log, in file order (year-less timestamps may wrap, so lines are not re-sorted).
+
+    Labels come per line (``custom.label-field``) or per session (``labels``, else ``custom.labels``).
+    With neither, ``require_labels`` (training) takes every line as normal and says so in the log and
+    in :meth:`CustomFormat.notes`; without it (scoring new logs) the lines stay unlabelled.
+    """
+    reader = LineReader(CUSTOM, custom=custom)
+    label_path = labels or (Path(custom.labels) if custom.labels else None)
+    session_labels: dict[str, int] = {}
+    if label_path is not None and (require_labels or label_path.exists()):
+        session_labels = _read_session_labels(label_path, reader.report)
+    records = reader.read_files(_log_files(path))
+    if custom.label_field:  # a session is anomalous when any of its lines is
+        for record in records:
+            for key in record.sessions:
+                session_labels[key] = max(session_labels.get(key, NORMAL), record.label)
+    elif label_path is None and require_labels:
+        log.warning("%s: %s", path, custom.notes()[0])
+        for record in records:
+            record.label = NORMAL
+            session_labels.update(dict.fromkeys(record.sessions, NORMAL))
+    keys = {key for record in records for key in record.sessions}
+    reader.report.unlabeled_sessions += len(keys - session_labels.keys()) if session_labels else 0
+    return _finish(CUSTOM, records, reader.report, session_labels=session_labels)
+
+
 LOADERS: dict[str, Callable[..., SiloLog]] = {
     "hdfs": load_hdfs,
     "bgl": load_bgl,
@@ -378,18 +443,28 @@ LOADERS: dict[str, Callable[..., SiloLog]] = {
 }
 
 
-def load_silo(fmt: str, path: str | Path, labels: str | Path | None = None, require_labels: bool = True) -> SiloLog:
-    """Load one silo of a known format from a file or directory.
+def load_silo(
+    fmt: str,
+    path: str | Path,
+    labels: str | Path | None = None,
+    require_labels: bool = True,
+    custom: CustomFormat | None = None,
+) -> SiloLog:
+    """Load one silo of a known format (or ``custom``, described by ``custom``) from a file or directory.
 
     ``labels`` overrides where session labels are read (HDFS ``anomaly_label.csv``,
-    Hadoop ``abnormal_label.txt``); the other formats carry a label on every line.
+    Hadoop ``abnormal_label.txt``, a custom ``key,label`` CSV); the other formats carry a label on every line.
     Without ``require_labels``, sessions with no label file are unlabelled (scoring new logs).
     """
-    if fmt not in LOADERS:
-        raise SiloError(f"unknown log format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    if fmt not in LOADERS and fmt != CUSTOM:
+        raise SiloError(f"unknown log format {fmt!r}; choose one of {', '.join((*FORMATS, CUSTOM))}")
     path = Path(path)
     if not path.exists():
         raise SiloError(f"{path}: no such file or directory")
+    if fmt == CUSTOM:
+        if custom is None:
+            raise SiloError("the custom format needs its custom.* settings (custom.layout, custom.timestamp)")
+        return load_custom(path, custom, Path(labels) if labels else None, require_labels)
     if fmt not in ("hdfs", "hadoop"):
         if labels is not None:
             raise SiloError(f"{fmt} logs carry their labels on each line; --labels applies to hdfs and hadoop")
