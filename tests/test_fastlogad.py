@@ -10,6 +10,7 @@ import torch
 from conftest import TINY_FASTLOGAD
 
 from fedlog.detectors import build_detector
+from fedlog.detectors.base import LocalContext
 from fedlog.detectors.fastlogad import hst_loss
 from fedlog.parse.hashing import CLS, PAD
 from fedlog.silo import SiloSource, prepare_silo
@@ -31,6 +32,13 @@ def hdfs_slice(shared_data, state_dir):
     return prepared
 
 
+def bound(config: dict, seed: int, split: Split):
+    """A FastLogAD bound to the split's client-local context, as a client builds it."""
+    det = build_detector("fastlogad", config, seed=seed)
+    det.bind(LocalContext(train=split.train, val=split.val))
+    return det
+
+
 def test_hst_loss_pulls_normals_in_and_pushes_pseudo_anomalies_out() -> None:
     y = torch.tensor([0.0, 1.0])
     assert hst_loss(torch.tensor([0.1, 5.0]), y, 1.0) < hst_loss(torch.tensor([2.0, 5.0]), y, 1.0)
@@ -40,8 +48,7 @@ def test_hst_loss_pulls_normals_in_and_pushes_pseudo_anomalies_out() -> None:
 
 @pytest.mark.parametrize("generator", ["random", "mlm"])
 def test_generators_replace_masked_events_with_other_events(generator, hdfs_slice) -> None:
-    det = build_detector("fastlogad", TINY | {"fastlogad.generator": generator}, seed=0)
-    det.fit_vocab(hdfs_slice.split.train)
+    det = bound(TINY | {"fastlogad.generator": generator}, 0, hdfs_slice.split)
     chunks, candidates = det._normal_chunks(hdfs_slice.split.train)
     tokens, _ = det._batch(chunks[:64])
     mask = det._mask(tokens)
@@ -56,7 +63,7 @@ def test_generators_replace_masked_events_with_other_events(generator, hdfs_slic
 def test_fastlogad_detects_anomalies_in_real_hdfs(hdfs_slice) -> None:
     split = hdfs_slice.split
     assert sum(w.label for w in split.test) >= 10
-    det = build_detector("fastlogad", {}, seed=1)  # the default (CPU-sized) model
+    det = bound({}, 1, split)  # the default (CPU-sized) model
     for round_idx in (1, 2, 3):
         stats = det.train_round(split.train, round_idx, epochs=2)
     assert np.isfinite(stats["loss"]) and stats["phase_hst"] == 1.0
@@ -68,7 +75,7 @@ def test_fastlogad_detects_anomalies_in_real_hdfs(hdfs_slice) -> None:
 
 def test_threshold_never_sees_test_labels(hdfs_slice) -> None:
     split = hdfs_slice.split
-    det = build_detector("fastlogad", TINY, seed=2)
+    det = bound(TINY, 2, split)
     det.train_round(split.train, 1, epochs=1)
     before = det.threshold(split.val, split.train)
     flipped = [dataclasses.replace(w, label=1 - w.label) for w in split.test]
@@ -79,11 +86,10 @@ def test_threshold_never_sees_test_labels(hdfs_slice) -> None:
 
 def test_parameters_round_trip(hdfs_slice) -> None:
     split = hdfs_slice.split
-    a = build_detector("fastlogad", TINY, seed=3)
+    a = bound(TINY, 3, split)
     a.train_round(split.train, 1, epochs=1)
-    b = build_detector("fastlogad", TINY, seed=4)
+    b = bound(TINY, 4, split)
     b.load_state(a.state())
-    b.fit_vocab(split.train)
     np.testing.assert_allclose(a.score(split.test[:50]), b.score(split.test[:50]), rtol=1e-5)
 
 
