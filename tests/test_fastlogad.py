@@ -60,6 +60,20 @@ def test_generators_replace_masked_events_with_other_events(generator, hdfs_slic
     assert (mlm_loss is None) == (generator == "random")
 
 
+def test_dropped_pseudo_anomalies_are_normal_windows_with_events_missing(hdfs_slice) -> None:
+    det = bound(TINY | {"fastlogad.drop-rate": 1.0}, 0, hdfs_slice.split)
+    chunks, candidates = det._normal_chunks(hdfs_slice.split.train)
+    tokens, _ = det._batch(chunks[:64])
+    corrupted = det._pseudo_anomalies(tokens, candidates)
+    kept, length = (corrupted != PAD).sum(dim=1), (tokens != PAD).sum(dim=1)
+    assert (kept < length).all() and (kept >= 1).all() and (corrupted[:, 0] == CLS).all()
+    for row, original in zip(corrupted.tolist(), tokens.tolist()):
+        events = [t for t in row if t != PAD]
+        assert row[len(events) :] == [PAD] * (len(row) - len(events))  # no holes: padding only at the end
+        rest = iter(original)
+        assert all(t in rest for t in events)  # what is left is a subsequence, in its order
+
+
 def test_fastlogad_detects_anomalies_in_real_hdfs(hdfs_slice) -> None:
     split = hdfs_slice.split
     assert sum(w.label for w in split.test) >= 10
@@ -71,6 +85,19 @@ def test_fastlogad_detects_anomalies_in_real_hdfs(hdfs_slice) -> None:
     assert metrics["auroc"] > 0.97, metrics
     assert metrics["f1"] > 0.8, metrics  # measured 0.92 (P 0.96, R 0.88) with seed 1
     assert det.threshold_source.startswith("validation-normal")
+
+
+def test_selection_score_rises_as_hst_separates_pseudo_anomalies(hdfs_slice) -> None:
+    split = hdfs_slice.split
+    det = bound(TINY | {"fastlogad.drop-rate": 0.5}, 5, split)
+    det.train_round(split.train, 1, epochs=1)  # MLM + RTD only: the norms are not trained yet
+    before = det.selection_score(split.val)
+    det.train_round(split.train, 2, epochs=1)
+    after = det.selection_score(split.val)
+    assert after > before + 0.5, (before, after)
+    assert det.selection_score(split.val) == pytest.approx(after)  # fixed pseudo-anomalies: repeatable
+    with pytest.raises(ValueError, match="normal validation windows"):
+        det.selection_score([w for w in split.val if w.label])
 
 
 def test_threshold_never_sees_test_labels(hdfs_slice) -> None:
