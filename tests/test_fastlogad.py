@@ -10,6 +10,7 @@ import torch
 from conftest import TINY_FASTLOGAD
 
 from fedlog.detectors import build_detector
+from fedlog.detectors.base import LocalContext
 from fedlog.detectors.fastlogad import hst_loss
 from fedlog.parse.hashing import CLS, PAD
 from fedlog.silo import SiloSource, prepare_silo
@@ -31,6 +32,13 @@ def hdfs_slice(shared_data, state_dir):
     return prepared
 
 
+def bound(config: dict, seed: int, split: Split):
+    """A FastLogAD bound to the split's client-local context, as a client builds it."""
+    det = build_detector("fastlogad", config, seed=seed)
+    det.bind(LocalContext(train=split.train, val=split.val))
+    return det
+
+
 def test_hst_loss_pulls_normals_in_and_pushes_pseudo_anomalies_out() -> None:
     y = torch.tensor([0.0, 1.0])
     assert hst_loss(torch.tensor([0.1, 5.0]), y, 1.0) < hst_loss(torch.tensor([2.0, 5.0]), y, 1.0)
@@ -40,8 +48,7 @@ def test_hst_loss_pulls_normals_in_and_pushes_pseudo_anomalies_out() -> None:
 
 @pytest.mark.parametrize("generator", ["random", "mlm"])
 def test_generators_replace_masked_events_with_other_events(generator, hdfs_slice) -> None:
-    det = build_detector("fastlogad", TINY | {"fastlogad.generator": generator}, seed=0)
-    det.fit_vocab(hdfs_slice.split.train)
+    det = bound(TINY | {"fastlogad.generator": generator}, 0, hdfs_slice.split)
     chunks, candidates = det._normal_chunks(hdfs_slice.split.train)
     tokens, _ = det._batch(chunks[:64])
     mask = det._mask(tokens)
@@ -53,10 +60,24 @@ def test_generators_replace_masked_events_with_other_events(generator, hdfs_slic
     assert (mlm_loss is None) == (generator == "random")
 
 
+def test_dropped_pseudo_anomalies_are_normal_windows_with_events_missing(hdfs_slice) -> None:
+    det = bound(TINY, 0, hdfs_slice.split)
+    chunks, candidates = det._normal_chunks(hdfs_slice.split.train)
+    tokens, _ = det._batch(chunks[:64])
+    corrupted = det._pseudo_anomalies(tokens, candidates, drop_rate=1.0)
+    kept, length = (corrupted != PAD).sum(dim=1), (tokens != PAD).sum(dim=1)
+    assert (kept < length).all() and (kept >= 1).all() and (corrupted[:, 0] == CLS).all()
+    for row, original in zip(corrupted.tolist(), tokens.tolist()):
+        events = [t for t in row if t != PAD]
+        assert row[len(events) :] == [PAD] * (len(row) - len(events))  # no holes: padding only at the end
+        rest = iter(original)
+        assert all(t in rest for t in events)  # what is left is a subsequence, in its order
+
+
 def test_fastlogad_detects_anomalies_in_real_hdfs(hdfs_slice) -> None:
     split = hdfs_slice.split
     assert sum(w.label for w in split.test) >= 10
-    det = build_detector("fastlogad", {}, seed=1)  # the default (CPU-sized) model
+    det = bound({}, 1, split)  # the default (CPU-sized) model
     for round_idx in (1, 2, 3):
         stats = det.train_round(split.train, round_idx, epochs=2)
     assert np.isfinite(stats["loss"]) and stats["phase_hst"] == 1.0
@@ -66,9 +87,22 @@ def test_fastlogad_detects_anomalies_in_real_hdfs(hdfs_slice) -> None:
     assert det.threshold_source.startswith("validation-normal")
 
 
+def test_selection_score_rises_as_hst_separates_pseudo_anomalies(hdfs_slice) -> None:
+    split = hdfs_slice.split
+    det = bound(TINY | {"fastlogad.drop-rate": 0.5}, 5, split)
+    det.train_round(split.train, 1, epochs=1)  # MLM + RTD only: the norms are not trained yet
+    before = det.selection_score(split.val)
+    det.train_round(split.train, 2, epochs=1)
+    after = det.selection_score(split.val)
+    assert after > before + 0.2, (before, after)  # measured -0.06 -> 0.41
+    assert det.selection_score(split.val) == pytest.approx(after)  # fixed pseudo-anomalies: repeatable
+    with pytest.raises(ValueError, match="normal validation windows"):
+        det.selection_score([w for w in split.val if w.label])
+
+
 def test_threshold_never_sees_test_labels(hdfs_slice) -> None:
     split = hdfs_slice.split
-    det = build_detector("fastlogad", TINY, seed=2)
+    det = bound(TINY, 2, split)
     det.train_round(split.train, 1, epochs=1)
     before = det.threshold(split.val, split.train)
     flipped = [dataclasses.replace(w, label=1 - w.label) for w in split.test]
@@ -79,11 +113,10 @@ def test_threshold_never_sees_test_labels(hdfs_slice) -> None:
 
 def test_parameters_round_trip(hdfs_slice) -> None:
     split = hdfs_slice.split
-    a = build_detector("fastlogad", TINY, seed=3)
+    a = bound(TINY, 3, split)
     a.train_round(split.train, 1, epochs=1)
-    b = build_detector("fastlogad", TINY, seed=4)
+    b = bound(TINY, 4, split)
     b.load_state(a.state())
-    b.fit_vocab(split.train)
     np.testing.assert_allclose(a.score(split.test[:50]), b.score(split.test[:50]), rtol=1e-5)
 
 
