@@ -126,6 +126,7 @@ class RunSettings:
                 train_fraction=float(c.get("split.train-fraction", 0.5)),
                 val_fraction=float(c.get("split.val-fraction", 0.1)),
                 train_normal=int(c.get("split.train-normal", 0)),
+                anomalies_to_test=bool(c.get("split.anomalies-to-test", False)),
             ),
         )
 

@@ -148,6 +148,9 @@ class SplitSpec:
     train_fraction: float = 0.5
     val_fraction: float = 0.1
     train_normal: int = 0
+    # The FastLogAD/LogBERT papers' variant: anomalous windows of the training prefix go to test too
+    # (session windows; the chronological default keeps them in training, where they are seen).
+    anomalies_to_test: bool = False
 
 
 @dataclass
@@ -187,6 +190,9 @@ def chronological_split(windows: Sequence[Window], spec: SplitSpec, overlapping:
     labelled = [w for w in windows if w.label != UNLABELED]
     n_prefix = _prefix_length(labelled, spec)
     prefix, test = labelled[:n_prefix], labelled[n_prefix:]
+    if spec.anomalies_to_test:
+        test = [w for w in prefix if w.label == ANOMALY] + test
+        prefix = [w for w in prefix if w.label != ANOMALY]
     n_val = max(1, int(round(len(prefix) * spec.val_fraction))) if len(prefix) > 1 else 0
     train, val = prefix[: len(prefix) - n_val], prefix[len(prefix) - n_val :]
     purged = 0

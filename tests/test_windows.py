@@ -73,3 +73,16 @@ def test_split_by_normal_count_and_purge_of_overlapping_windows() -> None:
     assert split.purged > 0
     train_rows = {r for w in split.train for r in w.rows}
     assert not train_rows & {r for w in split.val + split.test for r in w.rows}
+
+
+def test_the_papers_protocol_moves_training_prefix_anomalies_to_test() -> None:
+    from fedlog.windows import Window
+
+    windows = [Window(f"s{i}", i, i, [i], [(0, i)], int(i in (1, 5)), []) for i in range(10)]
+    chronological = chronological_split(windows, SplitSpec(train_normal=4, val_fraction=0.25), overlapping=False)
+    paper = chronological_split(
+        windows, SplitSpec(train_normal=4, val_fraction=0.25, anomalies_to_test=True), overlapping=False
+    )
+    assert [w.key for w in chronological.train + chronological.val] == ["s0", "s1", "s2", "s3", "s4"]
+    assert [w.key for w in paper.train + paper.val] == ["s0", "s2", "s3", "s4"]
+    assert [w.key for w in paper.test] == ["s1", "s5", "s6", "s7", "s8", "s9"]  # every anomaly is tested

@@ -56,8 +56,9 @@ from transformers import ElectraConfig, ElectraForMaskedLM, ElectraForPreTrainin
 from fedlog.data.records import NORMAL
 from fedlog.detectors.base import Detector, LocalContext, register, robust_quantile, seed_everything
 from fedlog.detectors.sequences import chunk, cls_batch
+from fedlog.metrics import MIN_VAL_NORMAL
 from fedlog.parse.hashing import CLS, MASK, N_SPECIAL, PAD, UNK, token_of
-from fedlog.windows import Window
+from fedlog.windows import Split, Window
 
 PSEUDO_QUANTILE = 0.01  # the least anomalous pseudo-anomalies bound the threshold from above
 SELECTION_DROP_RATE = 0.5  # selection_score judges both kinds of pseudo-anomaly, whatever drop_rate trained
@@ -133,7 +134,6 @@ class FastLogAD(Detector):
             raise ValueError(f"fastlogad.generator must be 'mlm' or 'random', not {params.generator!r}")
         seed_everything(seed)
         self._module = FastLogADModule(params).to(self.device)
-        self._rng = torch.Generator().manual_seed(seed)
         self.vocab: frozenset[int] = frozenset()  # client-local, from its normal training windows
 
     @property
@@ -225,9 +225,7 @@ class FastLogAD(Detector):
         phase = "rtd" if round_idx <= self.params.warmup_rounds else "hst"
         opt = torch.optim.AdamW(self._module.parameters(), lr=self.params.lr)
         self._module.train()
-        # A round is a function of (parameters, round, data): resuming a run replays it exactly.
-        torch.manual_seed(self.seed * 1009 + round_idx)
-        self._rng.manual_seed(self.seed * 1013 + round_idx)
+        self.seed_round(round_idx)
         losses = []
         bs = self.params.batch_size
         for _ in range(epochs):
@@ -264,15 +262,13 @@ class FastLogAD(Detector):
         base = super().threshold(val, train)
         if self.params.threshold_mode == "quantile":
             return base
-        if self.params.threshold_mode != "separation":
-            raise ValueError(f"unknown fastlogad.threshold-mode {self.params.threshold_mode!r}")
         pseudo = self._pseudo_norms(
             val if self.threshold_source == "validation-normal" else train, self.params.drop_rate
         )
         self.threshold_source += "+pseudo-anomalies"
         return float(max(base, math.sqrt(base * float(np.quantile(pseudo, PSEUDO_QUANTILE)))))
 
-    def selection_score(self, val: Sequence[Window]) -> float:
+    def selection_score(self, split: Split) -> float:
         """Label-free quality of the current parameters, higher is better, to pick a round or checkpoint.
 
         The log-gap between the normal band and the pseudo-anomaly band on validation normals:
@@ -283,9 +279,11 @@ class FastLogAD(Detector):
         missing sink towards the normal band scores lower (HDFS: the paper's setting peaks at
         round 3, F1 0.877, then falls as F1 drops to 0.757). Noisy with few validation normals.
         """
-        normal = [w for w in val if w.label == NORMAL]
+        normal = [w for w in split.val if w.label == NORMAL]
+        if len(normal) < MIN_VAL_NORMAL:  # as the threshold does: too few to estimate a 0.99 quantile
+            normal = [w for w in split.train if w.label == NORMAL]
         if not normal:
-            raise ValueError("selection_score needs normal validation windows")
+            return math.nan
         top = robust_quantile(self.score(normal), self.params.threshold_quantile)
         bottom = float(np.quantile(self._pseudo_norms(normal, SELECTION_DROP_RATE), PSEUDO_QUANTILE))
         return math.log(max(bottom, 1e-12)) - math.log(max(top, 1e-12))
