@@ -63,3 +63,17 @@ def test_the_demo_key_is_for_simulations_only(no_key) -> None:
     assert federation_key() == DEMO_KEY
     with pytest.raises(FederationKeyMissing, match="fedlog certs"):
         federation_key(required=True)
+
+
+def test_fedlog_supernode_refuses_to_start_without_a_key(no_key, tmp_path, capsys, monkeypatch) -> None:
+    from fedlog.cli import main
+
+    args = ["supernode", "--superlink", "127.0.0.1:9", "--silo", "hdfs=x.log", "--certs", str(tmp_path), "--insecure"]
+    with pytest.raises(SystemExit):
+        main([*args, "--print-only"])  # --partition is required: two nodes must not both be 0:hdfs
+    args += ["--partition", "1", "--print-only"]
+    assert main(args) == 2
+    assert KEY_FILE_ENV in capsys.readouterr().err
+    monkeypatch.setenv(KEY_ENV, "k" * 32)
+    assert main(args) == 0
+    assert "partition-id=1" in capsys.readouterr().out

@@ -29,6 +29,13 @@ PAD, CLS, MASK, UNK = 0, 1, 2, 3
 N_SPECIAL = 4
 
 
+MISSING_KEY_HELP = (
+    f"no federation key: set {KEY_FILE_ENV} to the federation.key written by `fedlog certs` "
+    f"(or {KEY_ENV} to the key itself) in every SuperNode's environment; the built-in demo key "
+    "is for simulations only"
+)
+
+
 class FederationKeyMissing(RuntimeError):
     """A deployed client has no federation key: the demo key would make every id guessable."""
 
@@ -45,11 +52,7 @@ def federation_key(key_file: str | None = None, required: bool = False) -> bytes
     if os.environ.get(KEY_ENV):
         return os.environ[KEY_ENV].encode()
     if required:
-        raise FederationKeyMissing(
-            f"no federation key: set {KEY_FILE_ENV} to the federation.key written by `fedlog certs` "
-            f"(or {KEY_ENV} to the key itself) in every SuperNode's environment; the built-in demo key "
-            "is for simulations only"
-        )
+        raise FederationKeyMissing(MISSING_KEY_HELP)
     _warn_demo_key()
     return DEMO_KEY
 
