@@ -19,6 +19,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -26,14 +27,32 @@ from typing import Any
 import numpy as np
 from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord
 from flwr.serverapp import Grid
+from flwr.superlink.grid import InMemoryGrid
 
 from fedlog import protocol
 from fedlog.explain.plots import plot_explanations
 from fedlog.rundir import RunDirectory
-from strategies.common import decode, screen, to_numpy, wait_for_nodes
+from strategies.common import NodesMissing, decode, screen, to_numpy, wait_for_nodes
 from strategies.explanations import explain_round, merge_explanations
 
 NO_REPLY = "no reply within round-timeout"
+SIMULATION_SETTLE_S = 10.0  # a simulation registers all its nodes before Ray starts: a second or two
+
+
+def check_simulation_size(grid: Grid, needed: int) -> None:
+    """In a simulation no node will join later: fail within seconds, naming the fix, instead of
+    waiting ``node-timeout`` for nodes that cannot come (``flwr run .`` simulates 2 by default)."""
+    if not isinstance(grid, InMemoryGrid):
+        return
+    deadline = time.monotonic() + SIMULATION_SETTLE_S
+    while (have := len(list(grid.get_node_ids()))) < needed and time.monotonic() < deadline:
+        time.sleep(0.2)
+    if have < needed:
+        raise NodesMissing(
+            f"this simulation has {have} SuperNodes but the run needs {needed} (min-nodes, one per silo "
+            f'of data.silos): run `flwr run . --federation-config "num-supernodes={needed}"`, or once '
+            f"`flwr federation simulation-config --num-supernodes {needed}`, or lower min-nodes and data.silos"
+        )
 
 
 @dataclass(frozen=True)
@@ -95,6 +114,7 @@ class FedlogStrategy:
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
     ) -> Iterable[Message]:
         needed = max(self.min_available_nodes, self.min_train_nodes)
+        check_simulation_size(grid, needed)
         wait_for_nodes(grid, needed, self.options.node_timeout)
         self.global_arrays = to_numpy(arrays)
         self._sent = list(super().configure_train(server_round, arrays, config, grid))  # type: ignore[misc]
