@@ -158,6 +158,25 @@ def test_missing_nodes_fail_loudly_instead_of_waiting_forever() -> None:
         wait_for_nodes(OneNodeGrid(), needed=3, timeout=0.1)
 
 
+def test_a_simulation_too_small_for_the_run_fails_at_once_naming_the_fix(monkeypatch) -> None:
+    from flwr.superlink.grid import InMemoryGrid
+
+    from strategies import base
+    from strategies.common import NodesMissing
+
+    class TwoSimulatedNodes(InMemoryGrid):  # what `flwr run .` gives by default
+        def __init__(self) -> None:
+            pass
+
+        def get_node_ids(self):
+            return [7, 8]
+
+    monkeypatch.setattr(base, "SIMULATION_SETTLE_S", 0.1)
+    base.check_simulation_size(TwoSimulatedNodes(), needed=2)
+    with pytest.raises(NodesMissing, match='num-supernodes=4"'):
+        base.check_simulation_size(TwoSimulatedNodes(), needed=4)
+
+
 def test_fedgradtrace_shares_decompose_the_global_update(tmp_path, task_identity) -> None:
     rng = np.random.default_rng(0)
     updates = [{k: rng.normal(size=v.shape).astype(np.float32) * s for k, v in GLOBAL.items()} for s in (1, 2, 5)]
