@@ -3,9 +3,11 @@
 ``FedlogStrategy`` goes before the Flower strategy in a subclass's bases
 (``class FedAvgStrategy(FedlogStrategy, FedAvg)``). It
 
-- waits at most ``node-timeout`` for the nodes a round needs, then fails loudly;
+- waits at most ``node-timeout`` for the nodes a round needs, then fails loudly (a
+  simulation, which no node joins later, within seconds);
 - rejects (and records) replies that carry an error, NaN/Inf, or arrays whose
-  names or shapes differ from the global model; sorts the rest by silo so the
+  names or shapes differ from the global model; sorts the rest by client (a
+  Flower node, named ``partition:format`` for people, ``who``) so the
   result does not depend on arrival order; keeps the global model when fewer
   than ``min_train_nodes`` usable replies remain;
 - writes each round's per-silo figures, bytes sent, rejections, drop-outs and
