@@ -6,12 +6,15 @@ from flwr.app import ArrayRecord, Context, Message
 from flwr.clientapp import ClientApp
 
 from clients.audit import audit_mod
+from clients.errors import error_mod
 from clients.sessions import session_for
 from fedlog import protocol
 from fedlog.config import RunSettings
+from fedlog.parse.hashing import federation_key
 from fedlog.session import SiloSession
 
-app = ClientApp(mods=[audit_mod])  # FEDLOG_AUDIT_DIR: log every reply that leaves
+# audit_mod (FEDLOG_AUDIT_DIR) logs every reply as it leaves; error_mod turns any exception into a text-free code.
+app = ClientApp(mods=[audit_mod, error_mod])
 
 
 def _session(context: Context) -> tuple[SiloSession, int]:
@@ -19,7 +22,8 @@ def _session(context: Context) -> tuple[SiloSession, int]:
     settings = RunSettings.from_flat(context.run_config)
     node = context.node_config
     partition = int(node.get("partition-id", 0))
-    if "silo" in node:
+    if "silo" in node:  # a deployment: the demo key would make every event id guessable
+        federation_key(required=True)
         entry = str(node["silo"])
     else:
         entries = settings.silo_entries

@@ -290,23 +290,36 @@ def cmd_superlink(args: argparse.Namespace) -> int:
 
 
 def cmd_supernode(args: argparse.Namespace) -> int:
+    import os
+
     from fedlog import deploy
+    from fedlog.parse.hashing import KEY_ENV, KEY_FILE_ENV, MISSING_KEY_HELP
 
     certs = None if args.insecure else deploy.CertPaths(Path(args.certs).resolve())
     key = Path(args.key).resolve() if args.key else None
     cmd = deploy.supernode_command(
         args.superlink, args.silo, certs, args.name, args.partition, args.clientapp_port, private_key=key
     )
-    env = {} if certs is None else {"FEDLOG_FEDERATION_KEY_FILE": str(certs.federation_key)}
+    env = {}
+    if not (os.environ.get(KEY_ENV) or os.environ.get(KEY_FILE_ENV)):  # the operator's own key wins
+        key_file = deploy.CertPaths(Path(args.certs).resolve()).federation_key
+        if not key_file.is_file():  # refuse now rather than fail every round
+            print(f"fedlog supernode: {MISSING_KEY_HELP} (no {key_file} either)", file=sys.stderr)
+            return 2
+        env = {KEY_FILE_ENV: str(key_file)}
     return _exec_or_print(cmd, args, env)
 
 
 def cmd_rehearse(args: argparse.Namespace) -> int:
+    """The run deployed on loopback (TLS + node auth), then simulated with the same key: both wall times."""
+    import os
     import signal
     import time
 
     from fedlog.config import RunSettings, for_nodes
     from fedlog.loopback import LoopbackFederation
+    from fedlog.parse.hashing import KEY_ENV
+    from fedlog.simulation import run_simulation
 
     config = resolved_config(args)
     entries = RunSettings.from_flat(config).silo_entries
@@ -321,13 +334,32 @@ def cmd_rehearse(args: argparse.Namespace) -> int:
         fed.wait_for_nodes(len(entries))
         ready = time.time()
         run_dir, _ = fed.run(APP_DIR, config)
+        made_key = fed.made_key.read_text().strip() if fed.made_key else ""
     done = time.time()
-    print(f"\nrun directory: {run_dir}")
-    print(
-        f"deployed with TLS + node auth on loopback, {len(entries)} SuperNodes: federation up in "
-        f"{ready - started:.0f} s, run {done - ready:.0f} s, total {done - started:.0f} s"
-    )
+    print(f"\nrun directory (deployed): {run_dir}")
+    if made_key:  # the SuperNodes' key dies with the rehearsal: this is how a simulation reproduces the ids
+        print(f"federation key made for this rehearsal: {KEY_ENV}={made_key}")
+        os.environ[KEY_ENV] = made_key
     print((run_dir / "report.md").read_text())
+
+    def served(run: Path) -> float:  # the ServerApp's own clock: run directory created -> summary written
+        return float(json.loads((run / "summary.json").read_text())["wall_time_s"])
+
+    rows = [
+        ("federation up (SuperLink, SuperNodes)", ready - started),
+        ("ServerApp run (summary.json)", served(run_dir)),
+        ("total", done - started),
+    ]
+    if args.no_simulation:
+        print("\n".join(f"deployed {name}: {seconds:.1f} s" for name, seconds in rows))
+        return 0
+    sim = run_simulation(APP_DIR, config, num_supernodes=len(entries), stream=False)
+    print(f"run directory (simulated, same key): {sim.run_dir}")
+    simulated = {"ServerApp run (summary.json)": served(sim.run_dir), "total": sim.wall_time_s}
+    print(f"\n| wall time, {len(entries)} silos | deployed (TLS + node auth, loopback) | simulated |\n|---|---|---|")
+    for name, seconds in rows:
+        other = f"{simulated[name]:.1f} s" if name in simulated else "-"
+        print(f"| {name} | {seconds:.1f} s | {other} |")
     return 0
 
 
@@ -336,6 +368,7 @@ def _deploy_parsers(sub: argparse._SubParsersAction) -> None:
         "rehearse", help="the run as a real deployment on this host: SuperLink + one SuperNode per silo, TLS + auth"
     )
     _common(rehearse)
+    rehearse.add_argument("--no-simulation", action="store_true", help="skip the simulated run beside it")
     rehearse.set_defaults(func=cmd_rehearse)
 
     certs = sub.add_parser("certs", help="CA, SuperLink TLS certificate, SuperNode key pairs, federation key")
@@ -361,7 +394,9 @@ def _deploy_parsers(sub: argparse._SubParsersAction) -> None:
     node.add_argument("--name", default="", help="key pair name given to `fedlog certs --supernode`")
     node.add_argument("--key", default="", help="private key path (default: CERTS/supernodes/NAME.key)")
     node.add_argument("--certs", default="certs", help="directory with ca.crt (and federation.key)")
-    node.add_argument("--partition", type=int, default=None, help="number shown for this silo in the records")
+    node.add_argument(
+        "--partition", type=int, required=True, help="this silo's number in the records (distinct per SuperNode)"
+    )
     node.add_argument("--clientapp-port", type=int, default=9094)
     node.add_argument("--insecure", action="store_true", help="no TLS, no authentication (trusted networks only)")
     node.add_argument("--print-only", action="store_true", help="print the command instead of running it")

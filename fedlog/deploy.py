@@ -161,8 +161,13 @@ def make_certs(out: Path, hosts: Sequence[str], supernodes: Sequence[str], overw
     for name in supernodes:
         make_node_keys(paths, name)
     if overwrite or not paths.federation_key.exists():
-        _write(paths.federation_key, secrets.token_hex(32).encode() + b"\n", private=True)
+        write_federation_key(paths.federation_key)
     return paths
+
+
+def write_federation_key(path: Path) -> None:
+    """A fresh 256-bit federation key (hex), readable by its owner only."""
+    _write(path, secrets.token_hex(32).encode() + b"\n", private=True)
 
 
 def superlink_command(

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from fedlog import deploy
+from fedlog.parse.hashing import KEY_ENV, KEY_FILE_ENV
 from fedlog.simulation import QUIET_ENV, RUN_DIR_RE, SimulationError, flower_binary, free_port, run_config_arg
 
 CONNECTION = "fedlog-loopback"
@@ -72,6 +73,12 @@ class LoopbackFederation:
             f'[superlink]\ndefault = "{CONNECTION}"\n\n' + deploy.connection_toml(CONNECTION, self.address, self.certs)
         )
         self.superlink: Process | None = None
+        given = os.environ | dict(self.extra_env)
+        self.made_key: Path | None = None  # the SuperNodes' federation key when the caller gave none
+        if not (given.get(KEY_ENV) or given.get(KEY_FILE_ENV)):
+            self.made_key = self.certs.federation_key if self.certs else self.root / "federation.key"
+            if not self.made_key.exists():
+                deploy.write_federation_key(self.made_key)
 
     def __enter__(self) -> LoopbackFederation:
         return self
@@ -87,8 +94,8 @@ class LoopbackFederation:
     def env(self, home: Path) -> dict[str, str]:
         env = os.environ | QUIET_ENV | dict(self.extra_env) | {"FLWR_HOME": str(home)}
         env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
-        if self.certs is not None:
-            env["FEDLOG_FEDERATION_KEY_FILE"] = str(self.certs.federation_key)
+        if self.made_key is not None:
+            env[KEY_FILE_ENV] = str(self.made_key)
         return env
 
     def _spawn(self, name: str, cmd: list[str], home: Path) -> Process:

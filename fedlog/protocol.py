@@ -94,7 +94,8 @@ def explanation_record(exp: IdExplanation) -> ConfigRecord:
 
 
 def silo_name(msg: Message) -> str:
-    """``partition:format`` of the reply's silo, or ``node-ID`` for replies without one (errors)."""
+    """The label people read, ``partition:format`` of the reply's silo, or ``node-ID`` for replies without
+    one (errors). Not an identity: two nodes may share it; ``FedlogStrategy.who`` keys clients by node."""
     if not msg.has_content() or SILO not in msg.content.config_records:
         return f"node-{msg.metadata.src_node_id}"
     info = msg.content.config_records[SILO]

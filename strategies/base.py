@@ -3,9 +3,11 @@
 ``FedlogStrategy`` goes before the Flower strategy in a subclass's bases
 (``class FedAvgStrategy(FedlogStrategy, FedAvg)``). It
 
-- waits at most ``node-timeout`` for the nodes a round needs, then fails loudly;
+- waits at most ``node-timeout`` for the nodes a round needs, then fails loudly (a
+  simulation, which no node joins later, within seconds);
 - rejects (and records) replies that carry an error, NaN/Inf, or arrays whose
-  names or shapes differ from the global model; sorts the rest by silo so the
+  names or shapes differ from the global model; sorts the rest by client (a
+  Flower node, named ``partition:format`` for people, ``who``) so the
   result does not depend on arrival order; keeps the global model when fewer
   than ``min_train_nodes`` usable replies remain;
 - writes each round's per-silo figures, bytes sent, rejections, drop-outs and
@@ -19,6 +21,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -26,14 +29,32 @@ from typing import Any
 import numpy as np
 from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord
 from flwr.serverapp import Grid
+from flwr.superlink.grid import InMemoryGrid
 
 from fedlog import protocol
 from fedlog.explain.plots import plot_explanations
 from fedlog.rundir import RunDirectory
-from strategies.common import decode, screen, to_numpy, wait_for_nodes
+from strategies.common import NodesMissing, decode, screen, to_numpy, wait_for_nodes
 from strategies.explanations import explain_round, merge_explanations
 
 NO_REPLY = "no reply within round-timeout"
+SIMULATION_SETTLE_S = 10.0  # a simulation registers all its nodes before Ray starts: a second or two
+
+
+def check_simulation_size(grid: Grid, needed: int) -> None:
+    """In a simulation no node will join later: fail within seconds, naming the fix, instead of
+    waiting ``node-timeout`` for nodes that cannot come (``flwr run .`` simulates 2 by default)."""
+    if not isinstance(grid, InMemoryGrid):
+        return
+    deadline = time.monotonic() + SIMULATION_SETTLE_S
+    while (have := len(list(grid.get_node_ids()))) < needed and time.monotonic() < deadline:
+        time.sleep(0.2)
+    if have < needed:
+        raise NodesMissing(
+            f"this simulation has {have} SuperNodes but the run needs {needed} (min-nodes, one per silo "
+            f'of data.silos): run `flwr run . --federation-config "num-supernodes={needed}"`, or once '
+            f"`flwr federation simulation-config --num-supernodes {needed}`, or lower min-nodes and data.silos"
+        )
 
 
 @dataclass(frozen=True)
@@ -66,7 +87,7 @@ class FedlogStrategy:
         self.round_info: dict[str, Any] = {}  # per silo: what the aggregation weighed it by
         self.rejected: dict[str, str] = {}
         self.decoded: dict[str, dict[str, np.ndarray]] = {}  # each usable reply deserialized once
-        self._node_names: dict[int, str] = {}  # node id -> silo, learned from earlier replies
+        self._labels: dict[int, str] = {}  # node id -> "partition:format", learned from replies
         self._sent: list[Message] = []
         self._pending: dict[str, Any] = {}
 
@@ -95,6 +116,7 @@ class FedlogStrategy:
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
     ) -> Iterable[Message]:
         needed = max(self.min_available_nodes, self.min_train_nodes)
+        check_simulation_size(grid, needed)
         wait_for_nodes(grid, needed, self.options.node_timeout)
         self.global_arrays = to_numpy(arrays)
         self._sent = list(super().configure_train(server_round, arrays, config, grid))  # type: ignore[misc]
@@ -114,6 +136,7 @@ class FedlogStrategy:
         self, server_round: int, replies: Iterable[Message]
     ) -> tuple[ArrayRecord | None, MetricRecord | None]:
         replies = list(replies)
+        self._learn_names(replies)
         silos: dict[str, dict[str, Any]] = {}
         for msg in replies:
             entry = silos.setdefault(self.who(msg), {"bytes_sent": reply_bytes(msg)})
@@ -143,17 +166,18 @@ class FedlogStrategy:
             reason = values if isinstance(values, str) else screen(values, self.global_arrays)
             if reason is None:
                 valid.append(msg)
-                self.decoded[protocol.silo_name(msg)] = values
+                self.decoded[self.who(msg)] = values
             else:
                 self.rejected[self.who(msg)] = reason
-        valid.sort(key=protocol.silo_name)
+        valid.sort(key=self.who)
         if len(valid) < max(1, self.min_train_nodes):
             self.rejected["round"] = f"only {len(valid)} usable replies (< min-train-nodes): kept the global model"
             return None, None
-        return self._aggregate(server_round, valid, [protocol.silo_name(m) for m in valid])
+        return self._aggregate(server_round, valid, [self.who(m) for m in valid])
 
     def aggregate_evaluate(self, server_round: int, replies: Iterable[Message]) -> MetricRecord | None:
         replies = list(replies)
+        self._learn_names(replies)
         round_idx = self._round(server_round)
         self._merge_explanations(round_idx, replies)
         record = self._pending if self._pending.get("round") == round_idx else {"round": round_idx, "silos": {}}
@@ -177,7 +201,7 @@ class FedlogStrategy:
         return aggregated
 
     def _merge_explanations(self, round_idx: int, replies: list[Message]) -> None:
-        clients = {protocol.silo_name(m): e for m in replies if (e := protocol.explanation_of(m)) is not None}
+        clients = {self.who(m): e for m in replies if (e := protocol.explanation_of(m)) is not None}
         if clients:
             merged = merge_explanations(clients, self.options.explain_top_n) | {"round": round_idx}
             self.run.save_json(f"explanations/round-{round_idx:03d}.json", merged)
@@ -191,16 +215,27 @@ class FedlogStrategy:
         sent = {m.metadata.message_id: m.metadata.dst_node_id for m in self._sent}
         return sent.get(msg.metadata.reply_to_message_id, msg.metadata.src_node_id)
 
+    def _learn_names(self, replies: list[Message]) -> None:
+        """Note each replying node's silo label before any reply is named, so a round names consistently."""
+        for msg in replies:
+            if not msg.has_error() and protocol.SILO in msg.content.config_records:
+                self._labels[self._node_of(msg)] = protocol.silo_name(msg)
+
+    def _name(self, node: int) -> str:
+        """A client is its Flower node: ``partition:format`` for people, with ``@node`` appended when
+        another node carries the same label (two SuperNodes of one format without partitions)."""
+        label = self._labels.get(node)
+        if label is None:
+            return f"node-{node}"
+        shared = sum(other == label for other in self._labels.values()) > 1
+        return f"{label}@{node}" if shared else label
+
     def who(self, msg: Message) -> str:
-        """The silo a reply speaks for, also for error replies (names learned in earlier rounds)."""
-        node = self._node_of(msg)
-        if not msg.has_error() and protocol.SILO in msg.content.config_records:
-            self._node_names[node] = protocol.silo_name(msg)
-            return self._node_names[node]
-        return self._node_names.get(node, f"node-{node}")
+        """The client a reply speaks for, also for error replies (labels learned in earlier rounds)."""
+        return self._name(self._node_of(msg))
 
     def _dropped(self, replies: list[Message]) -> dict[str, str]:
         """Sampled nodes that sent nothing back before the round timed out."""
         answered = {self._node_of(m) for m in replies}
         missing = {m.metadata.dst_node_id for m in self._sent} - answered
-        return {self._node_names.get(n, f"node-{n}"): NO_REPLY for n in sorted(missing)}
+        return {self._name(n): NO_REPLY for n in sorted(missing)}

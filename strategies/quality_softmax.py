@@ -3,7 +3,8 @@
 q_k = alpha * Acc_k + beta * n_k / N - gamma * D(P_k || P_global),  w = softmax(q / T),
 theta = sum_k w_k theta_k.
 
-Acc_k is the client's validation accuracy after its local training, n_k its
+Acc_k is the client's validation accuracy after its local training (on the later half of its
+validation windows, at a threshold set on the earlier half: not ~0.99 by construction), n_k its
 training examples, P_k its histogram over hashed event ids and P_global the
 n-weighted mixture of this round's histograms. Clients send raw counts (ids
 and counts only); the server smooths every histogram over the union of ids

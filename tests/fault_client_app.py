@@ -14,6 +14,7 @@ from flwr.clientapp.typing import ClientAppCallable
 
 import client_app
 from clients.audit import audit_mod
+from clients.errors import error_mod
 from fedlog import protocol
 
 FAULTS = ("nan", "shape")
@@ -39,6 +40,6 @@ def fault_mod(msg: Message, context: Context, call_next: ClientAppCallable) -> M
     return reply
 
 
-app = ClientApp(mods=[audit_mod, fault_mod])  # the audit log sees what really leaves, fault included
+app = ClientApp(mods=[audit_mod, fault_mod, error_mod])  # the audit log sees what really leaves, fault included
 app.train()(client_app.train)
 app.evaluate()(client_app.evaluate)

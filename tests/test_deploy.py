@@ -43,6 +43,21 @@ def test_certs_cover_the_hosts_and_node_keys_are_openssh_p384(tmp_path) -> None:
     assert "--enable-supernode-auth" in deploy.superlink_command(paths)
 
 
+def test_loopback_uses_the_callers_federation_key_or_makes_one(tmp_path, monkeypatch) -> None:
+    from fedlog.parse.hashing import KEY_ENV, KEY_FILE_ENV
+
+    monkeypatch.delenv(KEY_ENV, raising=False)
+    monkeypatch.delenv(KEY_FILE_ENV, raising=False)
+    made = LoopbackFederation(root=tmp_path / "made")
+    assert made.made_key is not None and len(made.made_key.read_text().strip()) == 64
+    assert made.env(tmp_path)[KEY_FILE_ENV] == str(made.made_key)
+    monkeypatch.setenv(KEY_ENV, "the-operators-key")
+    given = LoopbackFederation(root=tmp_path / "given")
+    assert given.made_key is None
+    env = given.env(tmp_path)
+    assert env[KEY_ENV] == "the-operators-key" and KEY_FILE_ENV not in env
+
+
 @pytest.mark.slow
 def test_supernodes_without_valid_credentials_are_refused(tmp_path) -> None:
     with LoopbackFederation(root=tmp_path / "fed") as fed:

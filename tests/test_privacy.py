@@ -103,3 +103,44 @@ def test_clients_send_no_raw_text_templates_or_plain_tokens(detector, tmp_path, 
                         assert ok, f"{name}.{key}: {item!r} is neither a hashed id, a number nor a format name"
             elif record["type"] == "MetricRecord":
                 assert all(isinstance(v, int | float | list) for v in record["items"].values())
+
+
+MARKER = "zq7MARKERx"  # in the silo's path and in every line of it: none of it may leave the client
+
+
+@pytest.mark.slow
+def test_a_failing_client_sends_a_code_not_its_paths_or_lines(tmp_path, state_dir, monkeypatch) -> None:
+    from clients.errors import BAD_INPUT, ERROR_LOG, reason
+
+    audit = tmp_path / "audit"
+    monkeypatch.setenv("FEDLOG_AUDIT_DIR", str(audit))
+    bad = tmp_path / f"site-{MARKER}" / f"{MARKER}.log"
+    bad.parent.mkdir()
+    bad.write_text("".join(f"{MARKER} {i} no bgl line here, token {MARKER}-{i}\n" for i in range(50)))
+    config = (
+        default_run_config()
+        | TINY_DETECTORS["fastlogad"]
+        | {
+            "num-server-rounds": 1,
+            "explain.every": -1,
+            "min-nodes": 1,
+            "local-epochs": 1,
+            "data.silos": f"hdfs=synthetic, bgl={bad}",
+            "data.synthetic-scale": 0.2,
+            "output-dir": str(tmp_path / "runs"),
+        }
+    )
+    result = run_simulation(APP_DIR, config, num_supernodes=2, stream=False, timeout=600)
+
+    views = [json.loads(p.read_text()) for p in sorted(audit.glob("*.json"))]
+    errors = [v["error"] for v in views if "error" in v]
+    assert len(errors) == 2, views  # the bad silo's train and evaluate replies
+    assert all(e == {"code": BAD_INPUT, "reason": reason(BAD_INPUT)} for e in errors)
+    sent = [p.read_bytes() for p in audit.iterdir()]
+    rounds = (result.run_dir / "rounds.jsonl").read_text()
+    for text in [*sent, rounds.encode()]:
+        for secret in (MARKER, str(bad.parent), "no bgl line"):
+            assert secret.encode() not in text
+    assert reason(BAD_INPUT) in rounds  # the server records the code
+    local = (state_dir / ERROR_LOG).read_text()
+    assert MARKER in local and "Traceback" in local  # the full story stays in the client's own log

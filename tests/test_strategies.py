@@ -68,7 +68,9 @@ def test_weighted_sum_of_arrays() -> None:
 GLOBAL = {"w": np.zeros((3, 2), dtype=np.float32), "b": np.zeros(2, dtype=np.float32)}
 
 
-def _reply(partition: int, arrays: dict, n: int, norm: float | None = None, hist=None):
+def _reply(partition: int, arrays: dict, n: int, norm: float | None = None, hist=None, node=None, fmt=None):
+    """A train reply of silo ``partition:fmt`` (default ``s<partition>``) from Flower node ``node``
+    (default ``partition + 1``)."""
     from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
 
     if norm is None:
@@ -77,11 +79,13 @@ def _reply(partition: int, arrays: dict, n: int, norm: float | None = None, hist
         {
             "arrays": ArrayRecord({k: Array(v) for k, v in arrays.items()}),
             "metrics": MetricRecord({"num-examples": n, "update-norm": norm, "val-accuracy": 0.9}),
-            "silo": ConfigRecord({"format": f"s{partition}", "partition": partition}),
+            "silo": ConfigRecord({"format": fmt or f"s{partition}", "partition": partition}),
             "histogram": ConfigRecord({"ids": ["aa", "bb"], "counts": hist or [3, 4]}),
         }
     )
-    return Message(content=content, dst_node_id=partition + 1, message_type="train")
+    msg = Message(content=content, dst_node_id=1, message_type="train")
+    msg.metadata.__dict__["_src_node_id"] = node or partition + 1  # what the SuperLink stamps on a reply
+    return msg
 
 
 def _strategy(name, tmp_path, **config):
@@ -154,6 +158,25 @@ def test_missing_nodes_fail_loudly_instead_of_waiting_forever() -> None:
         wait_for_nodes(OneNodeGrid(), needed=3, timeout=0.1)
 
 
+def test_a_simulation_too_small_for_the_run_fails_at_once_naming_the_fix(monkeypatch) -> None:
+    from flwr.superlink.grid import InMemoryGrid
+
+    from strategies import base
+    from strategies.common import NodesMissing
+
+    class TwoSimulatedNodes(InMemoryGrid):  # what `flwr run .` gives by default
+        def __init__(self) -> None:
+            pass
+
+        def get_node_ids(self):
+            return [7, 8]
+
+    monkeypatch.setattr(base, "SIMULATION_SETTLE_S", 0.1)
+    base.check_simulation_size(TwoSimulatedNodes(), needed=2)
+    with pytest.raises(NodesMissing, match='num-supernodes=4"'):
+        base.check_simulation_size(TwoSimulatedNodes(), needed=4)
+
+
 def test_fedgradtrace_shares_decompose_the_global_update(tmp_path, task_identity) -> None:
     rng = np.random.default_rng(0)
     updates = [{k: rng.normal(size=v.shape).astype(np.float32) * s for k, v in GLOBAL.items()} for s in (1, 2, 5)]
@@ -164,3 +187,23 @@ def test_fedgradtrace_shares_decompose_the_global_update(tmp_path, task_identity
     assert sum(p["w"] for p in points.values()) == pytest.approx(1.0, abs=1e-12)
     expected = sum(p["w"] * updates[i]["w"] for i, p in enumerate(points.values()))
     np.testing.assert_allclose(arrays["w"].numpy(), expected, rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["fedavg", "fedprox", "fedadam", "quality-softmax", "fedgradtrace"])
+def test_two_nodes_with_the_same_silo_label_are_two_clients(name, tmp_path, task_identity) -> None:
+    """Two SuperNodes of one format without partitions both say ``0:hdfs``: aggregated exactly like two
+    distinct silos, and recorded as two clients."""
+    config = {"fedgradtrace.lambda": 0.0}  # FedGradTrace as FedAvg: the check below is then exact
+    twins = [_reply(0, _ones(1.0), 10, node=21, fmt="hdfs"), _reply(0, _ones(3.0), 30, node=22, fmt="hdfs")]
+    distinct = [_reply(0, _ones(1.0), 10, node=21, fmt="hdfs"), _reply(1, _ones(3.0), 30, node=22, fmt="bgl")]
+    strategy, run = _strategy(name, tmp_path / "twins", **config)
+    arrays, _ = strategy.aggregate_train(1, twins)
+    reference, _ = _strategy(name, tmp_path / "distinct", **config)[0].aggregate_train(1, distinct)
+    for key in GLOBAL:
+        np.testing.assert_allclose(arrays[key].numpy(), reference[key].numpy(), rtol=1e-6)
+    if name in ("fedavg", "fedprox", "fedgradtrace"):  # n-weighted: (10 * 1 + 30 * 3) / 40
+        np.testing.assert_allclose(arrays["w"].numpy(), np.full((3, 2), 2.5), rtol=1e-6)
+    strategy.aggregate_evaluate(1, [])
+    (record,) = [json.loads(line) for line in (run.path / "rounds.jsonl").read_text().splitlines()]
+    assert set(record["silos"]) == {"0:hdfs@21", "0:hdfs@22"}
+    assert all("train" in entry for entry in record["silos"].values())

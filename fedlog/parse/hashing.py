@@ -29,8 +29,20 @@ PAD, CLS, MASK, UNK = 0, 1, 2, 3
 N_SPECIAL = 4
 
 
-def federation_key(key_file: str | None = None) -> bytes:
-    """The clients' shared secret: a key file, $FEDLOG_FEDERATION_KEY(_FILE), or the demo key."""
+MISSING_KEY_HELP = (
+    f"no federation key: set {KEY_FILE_ENV} to the federation.key written by `fedlog certs` "
+    f"(or {KEY_ENV} to the key itself) in every SuperNode's environment; the built-in demo key "
+    "is for simulations only"
+)
+
+
+class FederationKeyMissing(RuntimeError):
+    """A deployed client has no federation key: the demo key would make every id guessable."""
+
+
+def federation_key(key_file: str | None = None, required: bool = False) -> bytes:
+    """The clients' shared secret: a key file, $FEDLOG_FEDERATION_KEY(_FILE), or (simulations only,
+    ``required=False``) the public demo key, with a warning."""
     path = key_file or os.environ.get(KEY_FILE_ENV)
     if path:
         key = Path(path).read_bytes().strip()
@@ -39,6 +51,8 @@ def federation_key(key_file: str | None = None) -> bytes:
         return key
     if os.environ.get(KEY_ENV):
         return os.environ[KEY_ENV].encode()
+    if required:
+        raise FederationKeyMissing(MISSING_KEY_HELP)
     _warn_demo_key()
     return DEMO_KEY
 
