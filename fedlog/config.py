@@ -9,12 +9,11 @@ centralized ``fedlog train``.
 from __future__ import annotations
 
 import dataclasses
+import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
-
-import tomllib
 
 from fedlog.data.custom import CUSTOM, CustomFormat
 from fedlog.data.synthetic import SYNTHETIC_SILOS, SyntheticSpec, generate_silos

@@ -92,7 +92,7 @@ def _name(common_name: str) -> x509.Name:
 
 def make_ca(paths: CertPaths) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
     key = ec.generate_private_key(ec.SECP384R1())
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     cert = (
         x509.CertificateBuilder()
         .subject_name(_name("fedlog federation CA"))
@@ -119,7 +119,7 @@ def make_server_cert(
     """The SuperLink's certificate: valid for every host name / IP SuperNodes and ``flwr`` use, plus loopback."""
     names = list(dict.fromkeys([*hosts, *LOOPBACK]))
     key = ec.generate_private_key(ec.SECP384R1())
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     cert = (
         x509.CertificateBuilder()
         .subject_name(_name(names[0]))

@@ -14,7 +14,7 @@ import dataclasses
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -193,7 +193,7 @@ class CustomFormat:
                 when = datetime.strptime(stamp, fmt)
             except ValueError as err:
                 raise ValueError(f"timestamp {stamp[:40]!r} does not fit {fmt!r} ({err})") from None
-            epoch = (when if when.tzinfo else when.replace(tzinfo=timezone.utc)).timestamp()
+            epoch = (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
             label = UNLABELED
             if label_name:
                 label = NORMAL if fields[label_name] == normal else ANOMALY

@@ -16,7 +16,7 @@ import functools
 import logging
 import re
 from collections.abc import Callable, Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
@@ -107,7 +107,7 @@ def _finish(fmt: str, records: list[LogRecord], report: LoadReport, **kw) -> Sil
 def _epoch(y: int, mo: int, d: int, h: int, mi: int, s: int) -> float:
     """UTC calendar fields -> epoch seconds; ValueError for an impossible date or time (timegm would
     silently roll day 45 or hour 99 over into the next month or day)."""
-    return datetime(y, mo, d, h, mi, s, tzinfo=timezone.utc).timestamp()
+    return datetime(y, mo, d, h, mi, s, tzinfo=UTC).timestamp()
 
 
 @functools.lru_cache(maxsize=4096)
