@@ -254,12 +254,13 @@ def test_a_custom_silo_federates_next_to_a_built_in_one(openssh_log, state_dir, 
     assert json.loads((run / "params.json").read_text())["custom.session"] == "Pid"
 
 
-def test_a_supernode_names_a_custom_silo_in_its_node_config(openssh_log, state_dir) -> None:
+def test_a_supernode_names_a_custom_silo_in_its_node_config(openssh_log, state_dir, monkeypatch) -> None:
     """Deployment: the node config says where the logs are, the run config how they read."""
     from types import SimpleNamespace
 
     from client_app import _session
 
+    monkeypatch.setenv("FEDLOG_FEDERATION_KEY", "test-key")  # a deployed client refuses to run without one
     config = default_run_config() | TINY_FASTLOGAD | OPENSSH | {"data.silos": "hdfs=synthetic"}
     context = SimpleNamespace(run_config=config, node_config={"silo": f"custom={openssh_log}", "partition-id": 3})
     session, partition = _session(context)

@@ -4,6 +4,7 @@ caller (the ClientApp, fedlog train / detect / explain / bench infer, the compar
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import pytest
 from conftest import TINY_DETECTORS, TINY_FASTLOGAD
@@ -52,7 +53,7 @@ def test_training_thresholds_validation_and_round_selection_never_read_test_labe
     assert {"update-norm", "val-accuracy", "val-labelled", "examples"} <= set(stats)
     split = session.silo.split
     session.detector.threshold(split.val, split.train)
-    assert 0.0 <= session.detector.selection_score(split) <= 1.0  # how a run picks its round
+    assert math.isfinite(session.detector.selection_score(split))  # how a run picks its round
     assert len(session.detector.score(split.test)) == len(split.test)  # scoring is label-free too
     with pytest.raises(AssertionError, match="test label"):  # the trap works: scoring *metrics* read labels
         session.evaluate()
