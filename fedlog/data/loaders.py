@@ -295,15 +295,19 @@ def _label_problems(report: LoadReport) -> str:
     return f"{report.label_skipped} of {report.label_rows} rows skipped" + (f"; first: {first}" if first else "")
 
 
+def _csv_label_rows(path: Path, report: LoadReport) -> Iterator[tuple[int, str, list[str]]]:
+    """(line number, text, CSV fields) of a label file's rows; a row that is not CSV is a counted skip."""
+    for lineno, text in _label_lines(path, report):
+        try:
+            yield lineno, text, next(csv.reader([text]), [])
+        except csv.Error as err:
+            report.skip_label(str(path), lineno, f"not a CSV row ({err})")
+
+
 def _read_hdfs_labels(path: Path, report: LoadReport) -> dict[str, int]:
     """``anomaly_label.csv``: ``BlockId,Normal|Anomaly`` rows after an optional header."""
     labels: dict[str, int] = {}
-    for lineno, text in _label_lines(path, report):
-        try:
-            row = next(csv.reader([text]), [])
-        except csv.Error as err:
-            report.skip_label(str(path), lineno, f"not a CSV row ({err})")
-            continue
+    for lineno, text, row in _csv_label_rows(path, report):
         if not row or (lineno == 1 and row[0] == "BlockId"):
             continue
         if len(row) != 2 or row[1] not in ("Normal", "Anomaly") or not _BLOCK_RE.fullmatch(row[0]):
@@ -389,12 +393,7 @@ def _read_session_labels(path: Path, report: LoadReport) -> dict[str, int]:
     """``custom.labels``: ``key,label`` rows (label Normal/Anomaly or 0/1, any case), as HDFS's
     ``anomaly_label.csv``; a first row whose label is none of these is a header."""
     labels: dict[str, int] = {}
-    for lineno, text in _label_lines(path, report):
-        try:
-            row = next(csv.reader([text]), [])
-        except csv.Error as err:
-            report.skip_label(str(path), lineno, f"not a CSV row ({err})")
-            continue
+    for lineno, text, row in _csv_label_rows(path, report):
         value = _LABEL_VALUES.get(row[1].strip().lower()) if len(row) == 2 else None
         if not row or (lineno == 1 and len(row) == 2 and value is None):
             continue
