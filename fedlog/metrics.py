@@ -6,13 +6,6 @@ import math
 from collections.abc import Mapping, Sequence
 
 import numpy as np
-from sklearn.metrics import (
-    accuracy_score,
-    average_precision_score,
-    confusion_matrix,
-    precision_recall_fscore_support,
-    roc_auc_score,
-)
 
 COUNT_KEYS = ("tp", "fp", "tn", "fn")
 
@@ -24,6 +17,15 @@ def detection_metrics(labels: Sequence[int], scores: Sequence[float], threshold:
 
     Ranking metrics are NaN when the labels hold a single class: undefined, not zero.
     """
+    # imported here: sklearn costs seconds, and a deployed ClientApp starts a fresh process per message
+    from sklearn.metrics import (
+        accuracy_score,
+        average_precision_score,
+        confusion_matrix,
+        precision_recall_fscore_support,
+        roc_auc_score,
+    )
+
     y = np.asarray(labels, dtype=int)
     s = np.asarray(scores, dtype=float)
     pred = (s > threshold).astype(int)

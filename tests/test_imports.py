@@ -5,6 +5,8 @@ ServerApp never a client module; only the CLI (fedlog/cli.py) may reach across."
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 from conftest import REPO
@@ -52,3 +54,12 @@ def test_the_check_catches_a_violation(tmp_path) -> None:
     (tmp_path / "fedlog" / "cli.py").write_text("from strategies import build_strategy\n")
     (tmp_path / "client_app.py").write_text("import strategies.quality_softmax\n")
     assert violations(tmp_path) == ["fedlog/silo.py imports strategies", "client_app.py imports strategies"]
+
+
+def test_a_clientapp_process_starts_without_the_heavy_optional_libraries() -> None:
+    """A deployed SuperNode starts a fresh ClientApp process per message: transformers, scikit-learn and
+    shap load only when the run's detector, an evaluation or an explanation needs them."""
+    heavy = ("transformers", "sklearn", "shap")
+    code = f"import sys, client_app; print(' '.join(m for m in {heavy!r} if m in sys.modules))"
+    loaded = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
+    assert loaded.stdout.split() == []

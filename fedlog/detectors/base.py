@@ -9,6 +9,7 @@ federation exchanges as a torch ``nn.Module``.
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import math
 import random
 from abc import ABC, abstractmethod
@@ -19,7 +20,6 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
-from sklearn.metrics import roc_auc_score
 
 from fedlog.config import params_from_config
 from fedlog.data.records import NORMAL
@@ -207,6 +207,8 @@ class Detector(ABC):
             else:
                 events[j:j] = [events[j]] * 2
             pseudo.append(dataclasses.replace(w, events=events))
+        from sklearn.metrics import roc_auc_score  # lazily: sklearn costs seconds per ClientApp process
+
         scores = self.score(normal + pseudo)
         return float(roc_auc_score([0] * len(normal) + [1] * len(pseudo), scores))
 
@@ -223,16 +225,27 @@ def validation_halves(val: Sequence[Window]) -> tuple[Sequence[Window], Sequence
     return val[:middle], val[middle:]
 
 
-DETECTORS: dict[str, type[Detector]] = {}
+# name -> module. A detector's module (and its heavy imports: transformers for the BERT-family ones)
+# loads only when that detector is built, because a deployed ClientApp starts a fresh process per message.
+DETECTORS: dict[str, str] = {
+    name: f"fedlog.detectors.{name}"
+    for name in ("deeplog", "distilbert", "fastlogad", "ganfl", "loggan", "pca", "unseen")
+}
+_CLASSES: dict[str, type[Detector]] = {}
 
 
 def register(cls: type[Detector]) -> type[Detector]:
-    DETECTORS[cls.name] = cls
+    _CLASSES[cls.name] = cls
     return cls
 
 
-def build_detector(name: str, config: Mapping[str, Any], seed: int, device: str = "auto") -> Detector:
+def detector_class(name: str) -> type[Detector]:
     if name not in DETECTORS:
         raise KeyError(f"unknown detector {name!r}; choose one of {', '.join(DETECTORS)}")
-    cls = DETECTORS[name]
+    importlib.import_module(DETECTORS[name])
+    return _CLASSES[name]
+
+
+def build_detector(name: str, config: Mapping[str, Any], seed: int, device: str = "auto") -> Detector:
+    cls = detector_class(name)
     return cls(params_from_config(name, cls.Params, config), seed=seed, device=device)

@@ -20,7 +20,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import shap
 
 from fedlog.explain.text import ID_RE, text_scorer, window_text
 from fedlog.windows import Split, Window
@@ -56,6 +55,8 @@ def sample_windows(scores: np.ndarray, threshold: float, n: int, seed: int) -> n
 def explain_texts(
     score_texts: Callable[[Sequence[str]], np.ndarray], texts: Sequence[str], top_n: int, max_evals: int = 300
 ) -> IdExplanation:
+    import shap  # here, not at module level: shap costs a second per ClientApp process that never explains
+
     masker = shap.maskers.Text(r"\s+", mask_token=MASK_WORD, collapse_mask_token=False)
     explainer = shap.PartitionExplainer(score_texts, masker)
     result = explainer(list(texts), max_evals=max_evals, batch_size=256, silent=True)
