@@ -132,6 +132,19 @@ def app_with_faults(tmp_path_factory) -> Path:
     return app
 
 
+def instruction(arrays=None, config: dict | None = None, node: int = 7, kind: str = "train"):
+    """A message as the server's grid pushes it to ``node`` (its id set), for calling a ClientApp or
+    answering in a strategy test without a federation."""
+    from flwr.app import ArrayRecord, ConfigRecord, Message, RecordDict
+
+    records = {} if arrays is None else {"arrays": arrays if isinstance(arrays, ArrayRecord) else ArrayRecord(arrays)}
+    if config is not None:
+        records["config"] = ConfigRecord(config)
+    msg = Message(RecordDict(records), dst_node_id=node, message_type=kind)
+    msg.metadata.__dict__["_message_id"] = f"{kind}-{node}"  # what the grid sets when it pushes
+    return msg
+
+
 @pytest.fixture()
 def task_identity():
     """Flower's Message needs a run/node/task identity, which only a running app sets."""

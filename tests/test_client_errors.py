@@ -4,6 +4,7 @@ deployed client (``silo`` in its node config) refuses to start without a federat
 from __future__ import annotations
 
 import pytest
+from conftest import instruction
 
 from fedlog.config import default_run_config
 from fedlog.parse.hashing import DEMO_KEY, KEY_ENV, KEY_FILE_ENV, FederationKeyMissing, federation_key
@@ -11,13 +12,11 @@ from fedlog.parse.hashing import DEMO_KEY, KEY_ENV, KEY_FILE_ENV, FederationKeyM
 
 def _call(node_config: dict, run_config: dict):
     """One train message through client_app.app (its mods included); returns the reply."""
-    from flwr.app import ArrayRecord, ConfigRecord, Context, Message, RecordDict
+    from flwr.app import ArrayRecord, Context, RecordDict
 
     import client_app
 
-    content = RecordDict({"arrays": ArrayRecord(), "config": ConfigRecord({"server-round": 1, "local-epochs": 1})})
-    msg = Message(content, dst_node_id=7, message_type="train")
-    msg.metadata.__dict__["_message_id"] = "train-7"  # what the grid sets when it pushes
+    msg = instruction(ArrayRecord(), {"server-round": 1, "local-epochs": 1}, node=7, kind="train")
     context = Context(run_id=1, node_id=7, node_config=node_config, state=RecordDict(), run_config=run_config)
     return client_app.app(msg, context)
 

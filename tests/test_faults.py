@@ -8,18 +8,11 @@ import json
 import numpy as np
 import pytest
 import torch
+from conftest import instruction
 from fault_client_app import inject_fault
 
 GLOBAL = {"w": np.zeros((3, 2), dtype=np.float32)}
 NODES = {11: "0:hdfs", 12: "1:bgl", 13: "2:spirit"}
-
-
-def _sent(node: int, kind: str):
-    from flwr.app import Message, RecordDict
-
-    msg = Message(RecordDict(), dst_node_id=node, message_type=kind)
-    msg.metadata.__dict__["_message_id"] = f"{kind}-{node}"  # what the grid sets when it pushes
-    return msg
 
 
 def _answer(sent, kind: str):
@@ -49,7 +42,7 @@ def _unavailable(sent):
 def _round(strategy, server_round: int, answering: dict[int, str]):
     """One train + evaluate round: node -> "ok" | "unavailable"; nodes not listed stay silent."""
     for kind in ("train", "evaluate"):
-        strategy._sent = [_sent(n, kind) for n in NODES]
+        strategy._sent = [instruction(node=n, kind=kind) for n in NODES]
         replies = [
             _answer(m, kind) if answering[m.metadata.dst_node_id] == "ok" else _unavailable(m)
             for m in strategy._sent
