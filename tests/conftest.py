@@ -145,6 +145,53 @@ def instruction(arrays=None, config: dict | None = None, node: int = 7, kind: st
     return msg
 
 
+TWIN_SILOS = ["hdfs=synthetic", "bgl=synthetic"]
+
+
+@pytest.fixture(scope="session")
+def twin_runs(tmp_path_factory, state_dir) -> tuple[Path, Path]:
+    """One 2-round config (tiny FastLogAD, two synthetic silos) run twice with one federation key and
+    one torch thread: as a simulation and as a loopback deployment (TLS + node auth, one ClientApp
+    process per call). Returns both run directories; test_parity compares them and test_flower_run
+    reads the simulated one. Shared, because each run starts a federation."""
+    import time
+
+    from fedlog.cli import APP_DIR
+    from fedlog.config import default_run_config
+    from fedlog.loopback import LoopbackFederation
+    from fedlog.simulation import run_simulation
+
+    root = tmp_path_factory.mktemp("twin-runs")
+    config = (
+        default_run_config()
+        | TINY_FASTLOGAD
+        | {
+            "num-server-rounds": 2,
+            "explain.every": -1,  # SHAP has its own simulation test (test_distilbert_flower)
+            "min-nodes": 2,
+            "local-epochs": 1,
+            "data.silos": ", ".join(TWIN_SILOS),
+            "data.synthetic-scale": 0.2,
+        }
+    )
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("FEDLOG_FEDERATION_KEY", "parity-" + "ab" * 16)
+        env.setenv("OMP_NUM_THREADS", "1")
+        started = time.time()
+        sim = run_simulation(APP_DIR, config | {"output-dir": str(root / "sim")}, 2, stream=False, timeout=600)
+        simulated_s, started = time.time() - started, time.time()
+        with LoopbackFederation(root=root / "fed") as fed:
+            assert fed.made_key is None  # the caller's key, not one of its own
+            fed.start_superlink()
+            for i, silo in enumerate(TWIN_SILOS):
+                fed.register(f"node{i}")
+                fed.add_supernode(f"node{i}", silo)
+            fed.wait_for_nodes(len(TWIN_SILOS))
+            deployed, _ = fed.run(APP_DIR, config | {"output-dir": str(root / "deployed")}, timeout=600)
+    print(f"\nwall time: simulated {simulated_s:.1f} s, deployed {time.time() - started:.1f} s")
+    return sim.run_dir, deployed
+
+
 @pytest.fixture()
 def task_identity():
     """Flower's Message needs a run/node/task identity, which only a running app sets."""

@@ -1,5 +1,5 @@
-"""A real `flwr run` simulation (private SuperLink, 2 SuperNodes, 2 rounds) and its run directory;
-and the centralized mode writing the same summary shape."""
+"""A real `flwr run` simulation's run directory (private SuperLink, 2 SuperNodes, 2 rounds: the
+simulated half of conftest's ``twin_runs``), and the centralized mode writing the same summary shape."""
 
 from __future__ import annotations
 
@@ -9,31 +9,16 @@ import pytest
 import torch
 from conftest import TINY_FASTLOGAD
 
-from fedlog.cli import APP_DIR, main
-from fedlog.config import default_run_config
-from fedlog.simulation import run_simulation
+from fedlog.cli import main
 
 TINY = TINY_FASTLOGAD
 METRICS = {"precision", "recall", "f1", "accuracy", "auroc", "aupr"}
 
 
 @pytest.mark.slow
-def test_flwr_run_simulation_writes_the_run_directory(tmp_path, state_dir) -> None:
-    config = (
-        default_run_config()
-        | TINY
-        | {
-            "num-server-rounds": 2,
-            "explain.every": -1,  # SHAP has its own simulation test (test_distilbert_flower)
-            "min-nodes": 2,
-            "data.silos": "hdfs=synthetic, thunderbird=synthetic",
-            "data.synthetic-scale": 0.3,
-            "output-dir": str(tmp_path / "runs"),
-        }
-    )
-    result = run_simulation(APP_DIR, config, num_supernodes=2, stream=False, timeout=600)
-    run = result.run_dir
-    assert run.parent == tmp_path / "runs"
+def test_flwr_run_simulation_writes_the_run_directory(twin_runs) -> None:
+    run, _ = twin_runs
+    assert run.parent.name == "sim"  # under the run config's output-dir
 
     params = json.loads((run / "params.json").read_text())
     assert params["num-server-rounds"] == 2 and params["fastlogad.hidden"] == 32
@@ -41,7 +26,7 @@ def test_flwr_run_simulation_writes_the_run_directory(tmp_path, state_dir) -> No
     rounds = [json.loads(line) for line in (run / "rounds.jsonl").read_text().splitlines()]
     assert [r["round"] for r in rounds] == [1, 2]
     for record in rounds:
-        assert set(record["silos"]) == {"0:hdfs", "1:thunderbird"}
+        assert set(record["silos"]) == {"0:hdfs", "1:bgl"}
         for silo in record["silos"].values():
             assert set(silo["eval"]) >= METRICS and silo["bytes_sent"] > 10_000
             assert silo["train"]["examples"] > 0 and silo["train"]["loss"] > 0
@@ -53,7 +38,7 @@ def test_flwr_run_simulation_writes_the_run_directory(tmp_path, state_dir) -> No
     assert (run / "params" / "round-001.pt").exists()
 
     summary = json.loads((run / "summary.json").read_text())
-    assert set(summary["silos"]) == {"0:hdfs", "1:thunderbird"}
+    assert set(summary["silos"]) == {"0:hdfs", "1:bgl"}
     assert set(summary["overall"]) >= METRICS and summary["rounds"] == 2
     assert "| overall |" in (run / "report.md").read_text()
 
