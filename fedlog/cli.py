@@ -290,10 +290,13 @@ def cmd_superlink(args: argparse.Namespace) -> int:
 
 
 def cmd_supernode(args: argparse.Namespace) -> int:
+    """flower-supernode for the silo, and in this process its ClientApp launcher (``fedlog.forkexec``)."""
     import os
+    import subprocess
 
-    from fedlog import deploy
+    from fedlog import deploy, forkexec
     from fedlog.parse.hashing import KEY_ENV, KEY_FILE_ENV, MISSING_KEY_HELP
+    from fedlog.simulation import flower_binary
 
     certs = None if args.insecure else deploy.CertPaths(Path(args.certs).resolve())
     key = Path(args.key).resolve() if args.key else None
@@ -307,7 +310,18 @@ def cmd_supernode(args: argparse.Namespace) -> int:
             print(f"fedlog supernode: {MISSING_KEY_HELP} (no {key_file} either)", file=sys.stderr)
             return 2
         env = {KEY_FILE_ENV: str(key_file)}
-    return _exec_or_print(cmd, args, env)
+    prefix = "".join(f"{k}={v} " for k, v in env.items())
+    print(prefix + deploy.shell(cmd) + " &", flush=True)
+    print(prefix + deploy.shell(deploy.launcher_command(args.clientapp_port)), flush=True)
+    if args.print_only:
+        return 0
+    os.environ.update(env)  # the SuperNode and every ClientApp the launcher forks
+    node = subprocess.Popen([flower_binary(cmd[0]), *cmd[1:]])
+    try:
+        forkexec.serve(f"127.0.0.1:{args.clientapp_port}", parent_pid=node.pid)
+    finally:
+        node.terminate()
+    return node.wait()
 
 
 def cmd_rehearse(args: argparse.Namespace) -> int:
@@ -388,7 +402,9 @@ def _deploy_parsers(sub: argparse._SubParsersAction) -> None:
     link.add_argument("--print-only", action="store_true", help="print the command instead of running it")
     link.set_defaults(func=cmd_superlink)
 
-    node = sub.add_parser("supernode", help="start flower-supernode for one silo (TLS + its key)")
+    node = sub.add_parser(
+        "supernode", help="start flower-supernode for one silo (TLS + its key) and its ClientApp launcher"
+    )
     node.add_argument("--superlink", required=True, help="HOST:PORT of the SuperLink")
     node.add_argument("--silo", required=True, help="FORMAT=PATH of this machine's logs")
     node.add_argument("--name", default="", help="key pair name given to `fedlog certs --supernode`")
@@ -399,7 +415,7 @@ def _deploy_parsers(sub: argparse._SubParsersAction) -> None:
     )
     node.add_argument("--clientapp-port", type=int, default=9094)
     node.add_argument("--insecure", action="store_true", help="no TLS, no authentication (trusted networks only)")
-    node.add_argument("--print-only", action="store_true", help="print the command instead of running it")
+    node.add_argument("--print-only", action="store_true", help="print the commands instead of running them")
     node.set_defaults(func=cmd_supernode)
 
 

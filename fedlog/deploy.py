@@ -17,6 +17,7 @@ import ipaddress
 import re
 import secrets
 import shlex
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -219,13 +220,16 @@ def supernode_command(
     max_wait_time: float | None = None,
     extra_config: Mapping[str, str] | None = None,
 ) -> list[str]:
-    """``flower-supernode`` for one silo: verifies the SuperLink with the CA and signs in with its key."""
+    """``flower-supernode`` for one silo: verifies the SuperLink with the CA and signs in with its key.
+    Its ClientApp tasks are launched by ``launcher_command`` on the same host (``--isolation process``)."""
     cmd = [
         "flower-supernode",
         "--superlink",
         superlink,
         "--node-config",
         node_config(silo, partition, extra_config),
+        "--isolation",
+        "process",
         "--port",
         str(clientapp_port),  # the local ClientApp runtime; one per SuperNode on a shared host
     ]
@@ -235,6 +239,12 @@ def supernode_command(
         return [*cmd, "--insecure"]
     key = private_key or certs.node_private(name)
     return [*cmd, "--root-certificates", str(certs.ca_cert), "--auth-supernode-private-key", str(key)]
+
+
+def launcher_command(clientapp_port: int = 9094, parent_pid: int | None = None) -> list[str]:
+    """The SuperNode's ClientApp launcher (``fedlog.forkexec``): one warm process that forks per message."""
+    cmd = [sys.executable, "-m", "fedlog.forkexec", "--runtime-api-address", f"127.0.0.1:{clientapp_port}"]
+    return cmd if parent_pid is None else [*cmd, "--parent-pid", str(parent_pid)]
 
 
 def register_command(public_key: Path, connection: str) -> list[str]:

@@ -149,17 +149,21 @@ class LoopbackFederation:
     ) -> Process:
         """A SuperNode with the key pair ``name`` (see ``register``); ``insecure``: no TLS, no key."""
         partition = sum(p.name.startswith("supernode-") for p in self.processes)
+        port = free_port()
         cmd = deploy.supernode_command(
             self.address,
             silo,
             None if insecure else self.certs,
             name=name,
             partition=partition,
-            clientapp_port=free_port(),
+            clientapp_port=port,
             private_key=private_key,
             **kwargs,
         )
-        return self._spawn(f"supernode-{name}", cmd, self._home(f"supernode-{name}"))
+        home = self._home(f"supernode-{name}")
+        node = self._spawn(f"supernode-{name}", cmd, home)
+        self._spawn(f"launcher-{name}", deploy.launcher_command(port, node.proc.pid), home)
+        return node
 
     def wait_for_nodes(self, count: int, timeout: float = 90) -> list[int]:
         deadline = time.time() + timeout

@@ -1,0 +1,121 @@
+"""A SuperNode's ClientApp launcher that imports the heavy libraries once and forks per message.
+
+Flower runs every ClientApp message in a fresh ``flwr-clientapp`` process, so each message of a
+deployed run re-imports torch, transformers and scikit-learn (seconds each) before it does any work,
+while a simulation's Ray workers import them once. With ``flower-supernode --isolation process`` this
+launcher takes the place of Flower's SuperExec: it asks the SuperNode for tasks as the SuperExec does
+and runs each ClientApp task with Flower's own ``run_clientapp`` in a child forked from a process that
+has already imported those libraries. The child is still a fresh process per message and starts
+without any of the app's own modules (they load from the run's FAB, as in Flower's isolation), so
+what a message computes is unchanged; only the import time goes.
+
+Run it beside a SuperNode: ``python -m fedlog.forkexec --runtime-api-address 127.0.0.1:9094``
+(``fedlog supernode`` and the loopback federation do).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib
+import os
+import sys
+import time
+
+from flwr.proto.runtime_pb2 import AcquireTaskRequest  # pylint: disable=E0611
+from flwr.supercore.app_utils import start_parent_process_monitor
+from flwr.supercore.constant import TaskType
+from flwr.supercore.interceptors import RuntimeVersionHttpInterceptor
+from flwr.supercore.retry import make_simple_http_retry_invoker
+from flwr.supercore.runtime import RuntimeHttpClient
+from flwr.supercore.superexec.executor.subprocess_executor import SubprocessExecutor
+from flwr.supercore.superexec.executor.types import ExecutionSpec, LaunchResult
+from flwr.supercore.superexec.plugin import AutoExecPlugin
+from flwr.supernode.runtime.run_clientapp import run_clientapp
+
+# Imported before the first fork: what makes a ClientApp process slow to start, and nothing of the app.
+WARM_MODULES = (
+    "torch",
+    "transformers.models.electra.modeling_electra",
+    "transformers.models.bert.modeling_bert",
+    "sklearn.metrics",
+    "shap",
+    "drain3",
+)
+APP_PACKAGES = {"fedlog", "clients", "strategies", "client_app", "server_app"}
+POLL_S = 0.2  # Flower's SuperExec polls every 1 s
+
+
+class ForkingExecutor(SubprocessExecutor):
+    """Flower's subprocess executor, except that a ClientApp task runs in a fork of this process."""
+
+    def __init__(self) -> None:
+        self.children: set[int] = set()
+
+    def launch(self, spec: ExecutionSpec) -> LaunchResult:
+        if spec.task_type != TaskType.CLIENT_APP:
+            return super().launch(spec)
+        pid = os.fork()
+        if pid == 0:  # the child: one message, then exit, as flwr-clientapp does
+            code = 1
+            try:
+                for name in [m for m in sys.modules if m.split(".")[0] in APP_PACKAGES]:
+                    del sys.modules[name]  # the app's code comes from the run's FAB, not from this process
+                run_clientapp(spec.runtime_api_address, spec.token, spec.insecure, None, spec.parent_pid)
+                code = 0
+            except SystemExit as done:  # run_clientapp ends with flwr_exit
+                code = done.code if isinstance(done.code, int) else 1
+            finally:
+                os._exit(code)
+        self.children.add(pid)
+        return LaunchResult.accepted()
+
+    def reconcile(self) -> None:
+        """Reap children that have finished."""
+        for pid in list(self.children):
+            with contextlib.suppress(ChildProcessError):
+                if os.waitpid(pid, os.WNOHANG)[0] == 0:
+                    continue
+            self.children.discard(pid)
+
+
+def serve(runtime_api_address: str, parent_pid: int | None = None) -> None:
+    """Warm up, then launch every ClientApp task the SuperNode hands out (the loopback Runtime API)."""
+    for module in WARM_MODULES:
+        importlib.import_module(module)
+    if parent_pid is not None:
+        start_parent_process_monitor(parent_pid)
+    executor = ForkingExecutor()
+    client = RuntimeHttpClient.from_server_address(
+        server_address=runtime_api_address,
+        insecure=True,
+        root_certificates=None,
+        interceptors=[RuntimeVersionHttpInterceptor(component_name="SuperExec")],
+        retry_invoker=make_simple_http_retry_invoker(),
+    )
+    plugin = AutoExecPlugin(
+        runtime_api_address=runtime_api_address, insecure=True, root_certificates_path=None, executor=executor
+    )
+    try:
+        while True:
+            executor.reconcile()
+            response = client.AcquireTask(
+                AcquireTaskRequest(supported_task_types=[TaskType.CLIENT_APP], agentapp_fab_hashes=[])
+            )
+            if response.HasField("task") and response.token:
+                plugin.launch_task(token=response.token, task=response.task)
+            time.sleep(POLL_S)
+    finally:
+        client.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runtime-api-address", default="127.0.0.1:9094")
+    parser.add_argument("--parent-pid", type=int, default=None, help="exit when this process (the SuperNode) does")
+    args = parser.parse_args()
+    serve(args.runtime_api_address, args.parent_pid)
+
+
+if __name__ == "__main__":
+    main()
