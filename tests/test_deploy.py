@@ -91,7 +91,7 @@ def test_deployed_run_with_tls_and_auth_survives_a_dead_node_and_rejects_nan(
             "min-nodes": 2,
             "local-epochs": 1,
             "data.synthetic-scale": 0.2,
-            "round-timeout": 120.0,
+            "round-timeout": 60.0,  # how long round 2 waits for the killed node
             "output-dir": str(runs),
         }
     )
