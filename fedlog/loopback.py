@@ -112,9 +112,9 @@ class LoopbackFederation:
         return process
 
     def start_superlink(self, timeout: float = 60) -> Process:
-        cmd = deploy.superlink_command(
-            self.certs, host="127.0.0.1", port=self.port, database=str(self.root / "superlink.db")
-        )
+        """Flower's in-memory state: a rehearsal is never restarted, and the SQLite file a real SuperLink
+        keeps (``--database``) answered "database is locked" when four replies landed at once on 2 busy cores."""
+        cmd = deploy.superlink_command(self.certs, host="127.0.0.1", port=self.port)
         self.superlink = self._spawn("superlink", cmd, self._home("superlink"))
         self._wait_for_port(self.superlink, timeout)
         return self.superlink
