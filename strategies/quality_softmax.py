@@ -98,6 +98,12 @@ class QualitySoftmaxParams:
 
 class QualitySoftmax(FedlogStrategy, FedAvg):
     Params = QualitySoftmaxParams
+    dp_refusal = (
+        "it weighs each silo by a softmax of its own quality score, so one silo can take nearly all of "
+        "the weight: its influence is not the clipping-norm / m the noise is calibrated for, and its "
+        "accuracy and event histogram would still leave it unnoised"
+    )
+    secagg_refusal = "it weighs each silo's parameters by that silo's own quality score and histogram"
 
     def __init__(self, params: QualitySoftmaxParams, **kwargs: Any) -> None:
         super().__init__(**kwargs)
