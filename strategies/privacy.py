@@ -9,7 +9,8 @@ only its usable, sorted replies to the wrapper, around ``Release``: the unweight
 A weighted mean would let a large silo move the model by more than ``C / m``.
 
 With client-side clipping the server cannot clip, but it can check: a reply whose update is longer
-than the clipping norm it was sent is rejected before it reaches aggregation.
+than the clipping norm it was sent is rejected before it reaches aggregation. An unchanged model is
+rejected in every mode: Flower's clipping divides by the update's norm.
 """
 
 from __future__ import annotations
@@ -114,11 +115,12 @@ class DifferentialPrivacy:
         return sent
 
     def screen(self, values: dict[str, np.ndarray], reference: dict[str, np.ndarray]) -> str | None:
-        """Client-side clipping: why an update longer than the norm the silo was sent is unusable."""
-        if not self.params.client_side:
-            return None
+        """Why an update cannot go to the wrapper: client-side, longer than the norm the silo was sent;
+        any mode, no change at all (Flower's clipping divides by the update's norm)."""
         norm = float(np.sqrt(sum(np.sum((values[k].astype(np.float64) - v) ** 2) for k, v in reference.items())))
-        if norm > self._norm_sent * (1 + NORM_SLACK):
+        if norm == 0:
+            return "update norm 0: Flower's DP clipping cannot scale an unchanged model"
+        if self.params.client_side and norm > self._norm_sent * (1 + NORM_SLACK):
             return f"update norm {norm:.6g} above the clipping norm {self._norm_sent:.6g} (dp.mode={self.params.mode})"
         return None
 
