@@ -153,3 +153,21 @@ def test_dp_settings_are_checked() -> None:
     with pytest.raises(KeyError, match="unknown dp parameter"):
         RunSettings.from_flat({"dp.epsilon": 1.0})
     assert not RunSettings.from_flat({}).privacy.enabled
+
+
+def test_a_resumed_run_continues_the_privacy_ledger(tmp_path, task_identity) -> None:
+    strategy, run = _dp_strategy(
+        tmp_path, "server-adaptive", **{"dp.noise-multiplier": 0.5, "dp.clipped-count-stddev": 1.0}
+    )
+    for server_round in (1, 2):
+        _configure(strategy, server_round)
+        strategy.aggregate_train(server_round, [_reply(i, _ones(0.1 * (i + 1)), 10) for i in range(4)])
+    persisted = json.loads((run.path / "strategy" / "round-002.json").read_text())
+    resumed, _ = _dp_strategy(
+        tmp_path, "server-adaptive", **{"dp.noise-multiplier": 0.5, "dp.clipped-count-stddev": 1.0}
+    )
+    resumed.resume(persisted)
+    assert resumed.privacy.rates == [1.0, 1.0]
+    assert resumed.privacy.wrapper.clipping_norm == pytest.approx(strategy.privacy.wrapper.clipping_norm)
+    assert resumed.privacy.wrapper.clipping_norm != CLIP  # adaptive clipping moved it, and the resume kept that
+    assert resumed.report_extra()["privacy"]["epsilon"] == pytest.approx(epsilon(0.5, [1.0, 1.0], 1e-5))
