@@ -40,7 +40,7 @@ class PrivacyParams:
     noise_multiplier: float = 1.0  # Gaussian noise std in units of the clipping norm (per silo, per round)
     clipping_norm: float = 1.0  # L2 bound on one silo's update (fixed), or its starting value (adaptive)
     delta: float = 1e-5  # the delta epsilon is reported at
-    target_quantile: float = 0.5  # adaptive: fraction of updates the norm should leave unclipped
+    target_quantile: float = 0.5  # adaptive: fraction of updates the norm should clip
     clip_lr: float = 0.2  # adaptive: geometric step of the clipping norm per round
     clipped_count_stddev: float = 0.0  # adaptive: noise on the clipped count; 0 takes Flower's m/20
 

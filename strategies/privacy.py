@@ -15,6 +15,7 @@ rejected in every mode: Flower's clipping divides by the update's norm.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -70,6 +71,29 @@ class Release(Strategy):
         """Nothing to log: the wrapper logs its own settings."""
 
 
+class _TowardsTheTargetQuantile:
+    """Adaptive clipping that moves the norm towards the target quantile. Andrew et al. (2021) count
+    the *unclipped* updates and step ``C *= exp(-lr * (unclipped share - target))``; Flower 1.42 counts
+    the *clipped* ones (``target_clipped_quantile``) but kept that sign, so the more updates are
+    clipped, the smaller the norm gets, and it runs off to 0 (tests/test_dp.py shows it). Only the
+    sign changes here: the noisy count, and so the privacy, are Flower's."""
+
+    clipping_norm: float
+    clip_norm_lr: float
+    target_clipped_quantile: float
+
+    def _geometric_update(self, clipped_fraction: float) -> None:
+        self.clipping_norm *= math.exp(self.clip_norm_lr * (clipped_fraction - self.target_clipped_quantile))
+
+
+class ServerSideAdaptiveClipping(_TowardsTheTargetQuantile, DifferentialPrivacyServerSideAdaptiveClipping):
+    pass
+
+
+class ClientSideAdaptiveClipping(_TowardsTheTargetQuantile, DifferentialPrivacyClientSideAdaptiveClipping):
+    pass
+
+
 def _wrapper(params: PrivacyParams, release: Release, num_sampled: int) -> Strategy:
     """The Flower wrapper ``dp.mode`` names."""
     z, norm = params.noise_multiplier, params.clipping_norm
@@ -80,12 +104,8 @@ def _wrapper(params: PrivacyParams, release: Release, num_sampled: int) -> Strat
             else DifferentialPrivacyServerSideFixedClipping
         )
         return cls(release, z, norm, num_sampled)
-    cls = (
-        DifferentialPrivacyClientSideAdaptiveClipping
-        if params.client_side
-        else DifferentialPrivacyServerSideAdaptiveClipping
-    )
-    return cls(
+    adaptive = ClientSideAdaptiveClipping if params.client_side else ServerSideAdaptiveClipping
+    return adaptive(
         release,
         z,
         num_sampled,

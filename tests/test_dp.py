@@ -171,3 +171,37 @@ def test_a_resumed_run_continues_the_privacy_ledger(tmp_path, task_identity) -> 
     assert resumed.privacy.wrapper.clipping_norm == pytest.approx(strategy.privacy.wrapper.clipping_norm)
     assert resumed.privacy.wrapper.clipping_norm != CLIP  # adaptive clipping moved it, and the resume kept that
     assert resumed.report_extra()["privacy"]["epsilon"] == pytest.approx(epsilon(0.5, [1.0, 1.0], 1e-5))
+
+
+def test_client_side_adaptive_clipping_moves_the_norm_it_sends(tmp_path, task_identity) -> None:
+    """Flower's adaptive wrapper reads the norm bits Flower's client mod adds and adapts the norm;
+    the server checks each round against the norm it sent that round."""
+    from flwr.supercore.differential_privacy import KEY_CLIPPING_NORM, KEY_NORM_BIT
+
+    strategy, run = _dp_strategy(
+        tmp_path, "client-adaptive", **{"dp.noise-multiplier": 0.5, "dp.clipped-count-stddev": 1.0}
+    )
+    np.random.seed(0)  # Flower noises the clipped count with numpy's global generator
+    sent_norms = []
+    for server_round in (1, 2):
+        sent = _configure(strategy, server_round)
+        sent_norms.append(sent[0].content["config"][KEY_CLIPPING_NORM])
+        replies = [_reply(i, _ones(sent_norms[-1] / np.sqrt(8) * 0.9), 10) for i in range(4)]
+        for reply in replies:
+            reply.content["metrics"][KEY_NORM_BIT] = 1  # every silo had to clip: the norm should grow
+        assert strategy.aggregate_train(server_round, replies)[0] is not None
+    assert sent_norms[0] == CLIP and sent_norms[1] > CLIP
+    assert not strategy.rejected
+
+
+def test_flowers_adaptive_step_shrinks_the_norm_when_too_many_are_clipped_ours_grows_it() -> None:
+    """Flower 1.42's sign bug, which strategies/privacy.py corrects (this fails once Flower fixes it)."""
+    from flwr.serverapp.strategy import DifferentialPrivacyServerSideAdaptiveClipping
+
+    from strategies.privacy import Release, ServerSideAdaptiveClipping
+
+    flower = DifferentialPrivacyServerSideAdaptiveClipping(Release(None), 0.5, 4, clipped_count_stddev=1.0)
+    ours = ServerSideAdaptiveClipping(Release(None), 0.5, 4, clipped_count_stddev=1.0)
+    for wrapper in (flower, ours):
+        wrapper._geometric_update(1.0)  # every update clipped, target 0.5
+    assert flower.clipping_norm < 0.1 < ours.clipping_norm
