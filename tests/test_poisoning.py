@@ -115,4 +115,4 @@ def test_a_scaled_update_carries_fedavg_away_but_not_the_median(tmp_path, app_wi
     moved = {"median": _distance(clean, median), "fedavg": _distance(clean, fedavg)}
     print(f"overall F1 {f1}; distance from the clean median run's model {moved}")
     assert f1["median"] >= f1["clean"] - 0.1
-    assert moved["fedavg"] > 100 * moved["median"]
+    assert moved["fedavg"] > 50 * moved["median"]  # measured: 125 against 0.22
