@@ -205,3 +205,15 @@ def test_flowers_adaptive_step_shrinks_the_norm_when_too_many_are_clipped_ours_g
     for wrapper in (flower, ours):
         wrapper._geometric_update(1.0)  # every update clipped, target 0.5
     assert flower.clipping_norm < 0.1 < ours.clipping_norm
+
+
+def test_fedlog_run_refuses_before_any_superlink_starts(monkeypatch) -> None:
+    import fedlog.simulation
+    from fedlog.cli import main
+
+    def never(*args, **kwargs):
+        raise AssertionError("a simulation started for a refused combination")
+
+    monkeypatch.setattr(fedlog.simulation, "run_simulation", never)
+    with pytest.raises(SystemExit, match="refused: dp.mode='server-fixed' cannot wrap strategy 'krum'"):
+        main(["run", "--set", "strategy=krum", "--set", "dp.mode=server-fixed"])
