@@ -24,7 +24,7 @@ def main(grid: Grid, context: Context) -> None:
         done, state, strategy_state = RunDirectory.load_round(settings.resume_from)
         print(f"[fedlog] resuming after round {done} of {settings.resume_from}", flush=True)
     strategy = build_strategy(settings, run, round_offset=done)
-    strategy.restore_state(strategy_state)
+    strategy.resume(strategy_state)
     strategy.start(
         grid=grid,
         initial_arrays=ArrayRecord(state),
@@ -32,6 +32,6 @@ def main(grid: Grid, context: Context) -> None:
         train_config=ConfigRecord({protocol.LOCAL_EPOCHS: settings.local_epochs}),
         timeout=settings.round_timeout,
     )
-    summary = run.finish(strategy.final_eval)
+    summary = run.finish(strategy.final_eval, strategy.report_extra())
     overall_f1 = summary["overall"].get("f1", float("nan"))
     print(f"[fedlog] overall F1 {overall_f1:.3f}; report: {run.path / 'report.md'}", flush=True)

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from fedlog.config import absolutize, default_run_config, load_overlay
+from fedlog.config import RunSettings, absolutize, default_run_config, load_overlay
 from fedlog.data.custom import CUSTOM
 from fedlog.data.loaders import FORMATS
 
@@ -45,12 +45,26 @@ def resolved_config(args: argparse.Namespace, base: dict[str, Any] | None = None
     return absolutize(config | overrides)
 
 
+def refuse_early(settings: RunSettings) -> None:
+    """A refused DP / SecAgg+ combination stops here, before a SuperLink starts (the ServerApp refuses too)."""
+    from strategies import STRATEGIES  # the CLI is the one place that reaches across
+    from strategies.refusals import RefusedCombination, check_combination
+
+    if settings.strategy in STRATEGIES:
+        try:
+            check_combination(settings, STRATEGIES)
+        except RefusedCombination as refused:
+            raise SystemExit(f"refused: {refused}") from None
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from fedlog.config import RunSettings, for_nodes
     from fedlog.simulation import run_simulation
 
     config = resolved_config(args)
-    n = args.supernodes or len(RunSettings.from_flat(config).silo_entries)
+    settings = RunSettings.from_flat(config)
+    refuse_early(settings)
+    n = args.supernodes or len(settings.silo_entries)
     config = for_nodes(config, n)
     result = run_simulation(APP_DIR, config, num_supernodes=n, cpus_per_client=args.cpus_per_client)
     print(f"\nrun directory: {result.run_dir}  ({result.wall_time_s:.0f} s)")

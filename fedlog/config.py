@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 from fedlog.data.custom import CUSTOM, CustomFormat
 from fedlog.data.synthetic import SYNTHETIC_SILOS, SyntheticSpec, generate_silos
+from fedlog.privacy import PrivacyParams
 from fedlog.silo import SiloSource, default_state_dir
 from fedlog.windows import SplitSpec
 
@@ -97,6 +98,8 @@ class RunSettings:
     explain_samples: int = 60
     explain_top_n: int = 10
     split: SplitSpec = field(default_factory=SplitSpec)
+    privacy: PrivacyParams = field(default_factory=PrivacyParams)  # dp.*: differential privacy
+    secagg: bool = False  # SecAgg+ asked for: refused at server start (see strategies.refusals)
 
     @classmethod
     def from_flat(cls, config: Mapping[str, Any]) -> RunSettings:
@@ -127,6 +130,8 @@ class RunSettings:
                 train_normal=int(c.get("split.train-normal", 0)),
                 anomalies_to_test=bool(c.get("split.anomalies-to-test", False)),
             ),
+            privacy=params_from_config("dp", PrivacyParams, c),
+            secagg=bool(c.get("secagg", False)),
         )
 
     @property

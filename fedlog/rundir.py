@@ -147,6 +147,7 @@ class RunDirectory:
             f"Detector `{params.get('detector')}`, strategy `{params.get('strategy', '-')}`, "
             f"{summary['rounds']} round(s), wall time {summary['wall_time_s']} s.",
             *_selection_lines(summary),
+            *_privacy_lines(summary),
             "Thresholds are set on normal validation windows only; test labels are used "
             "only to score the final figures below.",
             "",
@@ -222,6 +223,18 @@ def _selection_lines(summary: Mapping[str, Any]) -> list[str]:
         f"Figures below are round {summary['selected_round']}'s, the round the run selected without test labels "
         f"(best selection score {summary['selection']:.4f}: normal validation windows against pseudo-anomalies); "
         f"the last round ({last['round']}) scored overall F1 {_fmt(last['overall'].get('f1'))}.",
+    ]
+
+
+def _privacy_lines(summary: Mapping[str, Any]) -> list[str]:
+    """The privacy spent by a run with differential privacy (``privacy``: the last round's ledger)."""
+    spent = summary.get("privacy")
+    if not spent:
+        return []
+    return [
+        f"Differential privacy (`dp.mode={spent['mode']}`, noise multiplier {spent['noise_multiplier']:g}, "
+        f"clipping norm {spent['clipping_norm']:.4g}): epsilon {spent['epsilon']:.3f} at delta {spent['delta']:g} "
+        "after all rounds, per silo (RDP accountant; per round in `rounds.jsonl`).",
     ]
 
 

@@ -11,6 +11,14 @@ from strategies.base import FedlogStrategy, RunOptions
 from strategies.builtin import FedAdamStrategy, FedAvgStrategy, FedProxStrategy
 from strategies.fedgradtrace import FedGradTrace
 from strategies.quality_softmax import QualitySoftmax
+from strategies.refusals import check_combination
+from strategies.robust import (
+    BulyanStrategy,
+    FedMedianStrategy,
+    FedTrimmedAvgStrategy,
+    KrumStrategy,
+    MultiKrumStrategy,
+)
 
 STRATEGIES: dict[str, type[FedlogStrategy]] = {
     "fedavg": FedAvgStrategy,
@@ -18,6 +26,11 @@ STRATEGIES: dict[str, type[FedlogStrategy]] = {
     "fedadam": FedAdamStrategy,
     "quality-softmax": QualitySoftmax,
     "fedgradtrace": FedGradTrace,
+    "fedmedian": FedMedianStrategy,
+    "fedtrimmedavg": FedTrimmedAvgStrategy,
+    "krum": KrumStrategy,
+    "multikrum": MultiKrumStrategy,
+    "bulyan": BulyanStrategy,
 }
 
 
@@ -25,9 +38,11 @@ def build_strategy(settings: RunSettings, run: RunDirectory, round_offset: int =
     """The run's strategy: it screens replies and records every round into ``run``.
 
     ``flower_kwargs`` go to the Flower strategy; by default every round needs
-    ``min-nodes`` nodes and trains on ``fraction-train`` of them."""
+    ``min-nodes`` nodes and trains on ``fraction-train`` of them. A combination with differential
+    privacy or SecAgg+ whose claim would not hold raises ``RefusedCombination`` before any round."""
     if settings.strategy not in STRATEGIES:
         raise KeyError(f"unknown strategy {settings.strategy!r}; choose one of {', '.join(STRATEGIES)}")
+    check_combination(settings, STRATEGIES)
     cls = STRATEGIES[settings.strategy]
     options = RunOptions(
         total_rounds=settings.num_rounds,
@@ -35,6 +50,7 @@ def build_strategy(settings: RunSettings, run: RunDirectory, round_offset: int =
         node_timeout=settings.node_timeout,
         explain_every=settings.explain_every,
         explain_top_n=settings.explain_top_n,
+        privacy=settings.privacy,
     )
     nodes = settings.min_nodes
     defaults = {

@@ -16,15 +16,17 @@
 - asks for SHAP explanations on the rounds ``explain.every`` picks and merges them;
 - persists whatever ``persisted_state()`` returns after every round, and takes it
   back through ``restore_state()`` on resume, so the run directory knows no
-  strategy by name.
+  strategy by name;
+- with ``dp.mode`` on, hands the screened replies to Flower's DP wrapper
+  (strategies/privacy.py) instead of ``_aggregate`` and records the epsilon spent.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 import numpy as np
 from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord
@@ -33,11 +35,14 @@ from flwr.superlink.grid import InMemoryGrid
 
 from fedlog import protocol
 from fedlog.explain.plots import plot_explanations
+from fedlog.privacy import PrivacyParams
 from fedlog.rundir import RunDirectory
 from strategies.common import NodesMissing, decode, screen, to_numpy, wait_for_nodes
 from strategies.explanations import explain_round, merge_explanations
+from strategies.privacy import DifferentialPrivacy
 
 NO_REPLY = "no reply within round-timeout"
+PRIVACY = "privacy"  # rounds.jsonl, summary.json and the persisted state: the DP ledger
 SIMULATION_SETTLE_S = 10.0  # a simulation registers all its nodes before Ray starts: a second or two
 
 
@@ -66,6 +71,7 @@ class RunOptions:
     node_timeout: float = 600.0
     explain_every: int = 0
     explain_top_n: int = 10
+    privacy: PrivacyParams = field(default_factory=PrivacyParams)  # dp.*: off unless the run config asks
 
 
 def reply_bytes(msg: Message) -> int:
@@ -78,10 +84,21 @@ class FedlogStrategy:
     min_train_nodes: int
     min_available_nodes: int
 
+    # Why differential privacy (Flower's wrappers: noise for an unweighted mean of clipped updates) or
+    # SecAgg+ (the server sees only the sum) cannot serve this strategy; None where they can.
+    # A strategy is refused until it states otherwise.
+    dp_refusal: ClassVar[str | None] = "its aggregation is not an unweighted mean of the updates"
+    secagg_refusal: ClassVar[str | None] = "its aggregation is not a plain sum of the updates"
+
     def __init__(self, run: RunDirectory, options: RunOptions, **flower_kwargs: Any) -> None:
         super().__init__(**flower_kwargs)
         self.run = run
         self.options = options
+        self.privacy = (
+            DifferentialPrivacy(options.privacy, super().configure_train, self.min_train_nodes)  # type: ignore[misc]
+            if options.privacy.enabled
+            else None
+        )
         self.global_arrays: dict[str, np.ndarray] | None = None
         self.final_eval: dict[str, dict[str, float]] = {}
         self.round_info: dict[str, Any] = {}  # per silo: what the aggregation weighed it by
@@ -99,6 +116,17 @@ class FedlogStrategy:
 
     def restore_state(self, state: Mapping[str, Any]) -> None:  # noqa: B027 (a no-op unless overridden)
         """Take back what ``persisted_state`` returned after the round a run resumes from."""
+
+    def resume(self, state: Mapping[str, Any]) -> None:
+        """Take back everything persisted after the round a run resumes from (the DP ledger included)."""
+        state = dict(state)
+        if self.privacy is not None:
+            self.privacy.restore(state.pop(PRIVACY, {}))
+        self.restore_state(state)
+
+    def report_extra(self) -> dict[str, Any]:
+        """What the run's summary and report add beyond the silos' figures: the privacy spent."""
+        return {PRIVACY: self.privacy.record()} if self.privacy is not None else {}
 
     def _aggregate(
         self, server_round: int, replies: list[Message], names: list[str]
@@ -119,7 +147,8 @@ class FedlogStrategy:
         check_simulation_size(grid, needed)
         wait_for_nodes(grid, needed, self.options.node_timeout)
         self.global_arrays = to_numpy(arrays)
-        self._sent = list(super().configure_train(server_round, arrays, config, grid))  # type: ignore[misc]
+        sample = self.privacy.configure_train if self.privacy is not None else super().configure_train  # type: ignore[misc]
+        self._sent = list(sample(server_round, arrays, config, grid))
         for msg in self._sent:
             msg.content[protocol.CONFIG][protocol.SERVER_ROUND] = self._round(server_round)
         return self._sent
@@ -152,8 +181,12 @@ class FedlogStrategy:
         round_idx = self._round(server_round)
         if arrays is not None:
             self.run.save_parameters(round_idx, arrays.to_torch_state_dict())
-        self.run.save_strategy_state(round_idx, self.persisted_state())
+        state = dict(self.persisted_state())
         self._pending = {"round": round_idx, "silos": silos, "aggregated": arrays is not None}
+        if self.privacy is not None:
+            state |= {PRIVACY: self.privacy.state()}
+            self._pending[PRIVACY] = self.privacy.record()
+        self.run.save_strategy_state(round_idx, state)
         return arrays, metrics
 
     def _screen_and_aggregate(
@@ -164,6 +197,8 @@ class FedlogStrategy:
         for msg in replies:
             values = decode(msg)
             reason = values if isinstance(values, str) else screen(values, self.global_arrays)
+            if reason is None and self.privacy is not None:
+                reason = self.privacy.screen(values, self.global_arrays)
             if reason is None:
                 valid.append(msg)
                 self.decoded[self.who(msg)] = values
@@ -173,6 +208,8 @@ class FedlogStrategy:
         if len(valid) < max(1, self.min_train_nodes):
             self.rejected["round"] = f"only {len(valid)} usable replies (< min-train-nodes): kept the global model"
             return None, None
+        if self.privacy is not None:
+            return self.privacy.release(server_round, valid)
         return self._aggregate(server_round, valid, [self.who(m) for m in valid])
 
     def aggregate_evaluate(self, server_round: int, replies: Iterable[Message]) -> MetricRecord | None:

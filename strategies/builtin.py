@@ -17,6 +17,8 @@ class FedAvgParams:
 
 class FedAvgStrategy(FedlogStrategy, FedAvg):
     Params = FedAvgParams
+    dp_refusal = None
+    secagg_refusal = None
 
     def __init__(self, params: FedAvgParams, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -31,6 +33,8 @@ class FedProxParams:
 
 class FedProxStrategy(FedlogStrategy, FedProx):
     Params = FedProxParams
+    dp_refusal = None
+    secagg_refusal = None
 
     def __init__(self, params: FedProxParams, **kwargs: Any) -> None:
         super().__init__(proximal_mu=params.mu, **kwargs)
@@ -49,6 +53,12 @@ class FedAdamParams:
 
 class FedAdamStrategy(FedlogStrategy, FedAdam):
     Params = FedAdamParams
+    dp_refusal = (
+        "Flower's wrapper would add its noise after FedAdam's adaptive server step, whose output is no "
+        "mean of clipped updates (the step divides by a running second moment), so the noise would not "
+        "bound what one silo's update changes"
+    )
+    secagg_refusal = None  # its server step needs only the mean update
 
     def __init__(self, params: FedAdamParams, **kwargs: Any) -> None:
         super().__init__(

@@ -45,6 +45,12 @@ class FedGradTraceParams:
 
 class FedGradTrace(FedlogStrategy, FedAvg):
     Params = FedGradTraceParams
+    dp_refusal = (
+        "it recomputes each silo's update norm, weighs by it and keeps per-silo trajectories: the weights "
+        "depend on the data, not the unweighted mean the noise is calibrated for, and the trajectories "
+        "would record each silo's update unnoised"
+    )
+    secagg_refusal = "it needs each silo's own update to recompute its norm and trace its share"
 
     def __init__(self, params: FedGradTraceParams, **kwargs: Any) -> None:
         super().__init__(**kwargs)

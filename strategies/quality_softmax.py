@@ -12,6 +12,11 @@ and counts only); the server smooths every histogram over the union of ids
 ``+ gamma * KL`` but says clients closer to the global distribution score
 higher, hence the minus (docs/DESIGN.md). JS is offered since KL between disjoint
 silos is unbounded.
+
+Acc_k and n_k are self-reported and the server cannot recompute them, so it bounds them before use:
+Acc_k is clipped to [0, 1] and n_k to ``max-examples-ratio`` times the round's median n (a silo that
+claims a million windows would otherwise own the size term and pull P_global onto its own histogram).
+The record keeps what each silo claimed where the bound changed it.
 """
 
 from __future__ import annotations
@@ -80,6 +85,18 @@ def quality_weights(
     }
 
 
+def bounded_reports(
+    acc: Sequence[float], n: Sequence[float], max_examples_ratio: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Self-reported accuracies clipped to [0, 1]; examples to ``max_examples_ratio`` x the median
+    (no bound on examples when the ratio is 0)."""
+    acc_arr = np.clip(np.nan_to_num(np.asarray(acc, dtype=float), nan=0.0), 0.0, 1.0)
+    n_arr = np.asarray(n, dtype=float)
+    if max_examples_ratio > 0:
+        n_arr = np.minimum(n_arr, max_examples_ratio * float(np.median(n_arr)))
+    return acc_arr, n_arr
+
+
 @dataclass
 class QualitySoftmaxParams:
     """GANFL eq. 3-5 (run-config keys ``quality-softmax.*``)."""
@@ -90,6 +107,7 @@ class QualitySoftmaxParams:
     temperature: float = 1.0  # softmax temperature T
     divergence: str = "kl"  # or "js": bounded when silos share no event at all
     smoothing: float = 1.0  # add-k smoothing over the union of ids (KL needs a common support)
+    max_examples_ratio: float = 10.0  # a silo's self-reported n counts at most this x the median; 0: unbounded
 
     def __post_init__(self) -> None:
         if self.divergence not in DIVERGENCES:
@@ -98,6 +116,12 @@ class QualitySoftmaxParams:
 
 class QualitySoftmax(FedlogStrategy, FedAvg):
     Params = QualitySoftmaxParams
+    dp_refusal = (
+        "it weighs each silo by a softmax of its own quality score, so one silo can take nearly all of "
+        "the weight: its influence is not the clipping-norm / m the noise is calibrated for, and its "
+        "accuracy and event histogram would still leave it unnoised"
+    )
+    secagg_refusal = "it weighs each silo's parameters by that silo's own quality score and histogram"
 
     def __init__(self, params: QualitySoftmaxParams, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -107,13 +131,16 @@ class QualitySoftmax(FedlogStrategy, FedAvg):
         self, server_round: int, replies: list[Message], names: list[str]
     ) -> tuple[ArrayRecord | None, MetricRecord | None]:
         metrics = [protocol.metrics_of(m) for m in replies]
-        result = quality_weights(
-            [float(m[protocol.VAL_ACCURACY]) for m in metrics],
-            [float(m[protocol.NUM_EXAMPLES]) for m in metrics],
-            [protocol.histogram_of(m) for m in replies],
-            **asdict(self.params),
-        )
+        claimed_acc = [float(m[protocol.VAL_ACCURACY]) for m in metrics]
+        claimed_n = [float(m[protocol.NUM_EXAMPLES]) for m in metrics]
+        acc, n = bounded_reports(claimed_acc, claimed_n, self.params.max_examples_ratio)
+        terms = asdict(self.params)
+        del terms["max_examples_ratio"]
+        result = quality_weights(acc, n, [protocol.histogram_of(m) for m in replies], **terms)
         self.round_info = {name: {key: values[i] for key, values in result.items()} for i, name in enumerate(names)}
+        for i, name in enumerate(names):
+            if (acc[i], n[i]) != (claimed_acc[i], claimed_n[i]):
+                self.round_info[name] |= {"claimed_val_accuracy": claimed_acc[i], "claimed_examples": claimed_n[i]}
         summed = weighted_sum_arrays([self.decoded[name] for name in names], result["w"])
         arrays = ArrayRecord({k: Array(v) for k, v in summed.items()})
         return arrays, self.train_metrics_aggr_fn([m.content for m in replies], self.weighted_by_key)

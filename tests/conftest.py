@@ -115,21 +115,32 @@ def synthetic_silos(state_dir) -> dict[str, Path]:
     return generate_silos(state_dir / "synthetic-test", SyntheticSpec(seed=3, scale=0.5))
 
 
-@pytest.fixture(scope="session")
-def app_with_faults(tmp_path_factory) -> Path:
-    """A copy of the Flower app whose ClientApp is tests/fault_client_app.py (node config ``fault``)."""
+def _app_with_client(tmp_path_factory, module: str) -> Path:
+    """A copy of the Flower app whose ClientApp is ``tests/<module>.py``: test hooks stay out of the project."""
     import shutil
 
-    app = tmp_path_factory.mktemp("app-with-faults")
+    app = tmp_path_factory.mktemp(module.replace("_", "-"))
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
     for package in ("fedlog", "strategies", "clients"):
         shutil.copytree(REPO / package, app / package, ignore=ignore)
-    for module in ("client_app.py", "server_app.py", "tests/fault_client_app.py"):
-        shutil.copy(REPO / module, app)
+    for path in ("client_app.py", "server_app.py", f"tests/{module}.py"):
+        shutil.copy(REPO / path, app)
     pyproject = (REPO / "pyproject.toml").read_text()
     assert 'clientapp = "client_app:app"' in pyproject
-    (app / "pyproject.toml").write_text(pyproject.replace('"client_app:app"', '"fault_client_app:app"'))
+    (app / "pyproject.toml").write_text(pyproject.replace('"client_app:app"', f'"{module}:app"'))
     return app
+
+
+@pytest.fixture(scope="session")
+def app_with_faults(tmp_path_factory) -> Path:
+    """A copy of the Flower app whose ClientApp is tests/fault_client_app.py (node config ``fault``)."""
+    return _app_with_client(tmp_path_factory, "fault_client_app")
+
+
+@pytest.fixture(scope="session")
+def app_with_drills(tmp_path_factory) -> Path:
+    """A copy of the Flower app whose ClientApp is tests/drill_client_app.py (``FEDLOG_DRILL``)."""
+    return _app_with_client(tmp_path_factory, "drill_client_app")
 
 
 def instruction(arrays=None, config: dict | None = None, node: int = 7, kind: str = "train"):
