@@ -161,7 +161,7 @@ TWIN_SILOS = ["hdfs=synthetic", "bgl=synthetic"]
 
 @pytest.fixture(scope="session")
 def twin_runs(tmp_path_factory, state_dir) -> tuple[Path, Path]:
-    """One 2-round config (tiny FastLogAD, two synthetic silos) run twice with one federation key and
+    """One 2-round config (tiny FastLogAD, FedMedian, two synthetic silos) run twice with one federation key and
     one torch thread: as a simulation and as a loopback deployment (TLS + node auth, one ClientApp
     process per call). Returns both run directories; test_parity compares them and test_flower_run
     reads the simulated one. Shared, because each run starts a federation."""
@@ -177,6 +177,7 @@ def twin_runs(tmp_path_factory, state_dir) -> tuple[Path, Path]:
         default_run_config()
         | TINY_FASTLOGAD
         | {
+            "strategy": "fedmedian",  # a robust aggregator end to end; FedAvg runs in the other simulations
             "num-server-rounds": 2,
             "explain.every": -1,  # SHAP has its own simulation test (test_distilbert_flower)
             "min-nodes": 2,

@@ -30,6 +30,7 @@ def test_flwr_run_simulation_writes_the_run_directory(twin_runs) -> None:
         for silo in record["silos"].values():
             assert set(silo["eval"]) >= METRICS and silo["bytes_sent"] > 10_000
             assert silo["train"]["examples"] > 0 and silo["train"]["loss"] > 0
+            assert "distance_to_aggregate" in silo["aggregation"]  # FedMedian's per-silo record
     assert rounds[0]["silos"]["0:hdfs"]["train"]["phase_hst"] == 0.0
     assert rounds[1]["silos"]["0:hdfs"]["train"]["phase_hst"] == 1.0
 

@@ -1,5 +1,6 @@
-"""Robust aggregation and differential privacy in real `flwr run` simulations (tiny FastLogAD, four
-synthetic silos, two rounds): the run directory records what the unit tests check by hand."""
+"""Differential privacy in a real `flwr run` simulation (tiny FastLogAD, four synthetic silos, two
+rounds): the run directory records what the unit tests check by hand. A robust strategy runs end to end
+in conftest's ``twin_runs`` (FedMedian, simulated and deployed)."""
 
 from __future__ import annotations
 
@@ -9,26 +10,11 @@ import pytest
 from drill_client_app import DRILL_ENV
 from test_poisoning import _sim_config
 
-from fedlog.cli import APP_DIR
 from fedlog.simulation import run_simulation
 
 
 def _rounds(run_dir) -> list[dict]:
     return [json.loads(line) for line in (run_dir / "rounds.jsonl").read_text().splitlines()]
-
-
-@pytest.mark.slow
-def test_a_robust_strategy_runs_end_to_end(tmp_path, state_dir) -> None:
-    """FedMedian in a real run; every robust aggregator's arithmetic, screening and records are checked
-    on constructed replies in test_robust.py (one simulation each would cost minutes)."""
-    config = _sim_config("fedmedian", tmp_path)
-    result = run_simulation(APP_DIR, config, num_supernodes=4, stream=False, timeout=900)
-    rounds = _rounds(result.run_dir)
-    assert [r["round"] for r in rounds] == [1, 2] and all(r["aggregated"] for r in rounds)
-    for record in rounds:
-        assert len(record["silos"]) == 4
-        assert all("distance_to_aggregate" in s["aggregation"] and "eval" in s for s in record["silos"].values())
-    assert json.loads((result.run_dir / "summary.json").read_text())["overall"]["f1"] is not None
 
 
 @pytest.mark.slow
