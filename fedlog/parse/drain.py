@@ -176,7 +176,9 @@ class EventParser:
         self.report.collisions = find_collisions(self._key, final)
 
     def match(self, content: str) -> str | None:
-        masked = self._masker.mask(content)
+        return self._match_masked(self._masker.mask(content))
+
+    def _match_masked(self, masked: str) -> str | None:
         try:
             return self._cache[masked]
         except KeyError:
@@ -186,8 +188,14 @@ class EventParser:
             return eid
 
     def match_all(self, contents: Sequence[str]) -> list[str | None]:
-        ids = [self.match(c) for c in contents]
-        unknown = sum(e is None for e in ids)
+        mask = self._masker.mask
+        return self.match_masked([mask(c) for c in contents])
+
+    def match_masked(self, masked: Sequence[str]) -> list[str | None]:
+        """Ids of contents already masked with ``settings.masking`` (by a batch reader, maybe in another process)."""
+        lookup = self._match_masked
+        ids = [lookup(m) for m in masked]
+        unknown = ids.count(None)
         self.report.lines += len(ids)
         self.report.unknown += unknown
         self.report.matched += len(ids) - unknown

@@ -1,0 +1,150 @@
+"""Batch reading in chunks of lines, in this process or in worker processes, masking contents on the way.
+
+``fedlog detect`` on a large file spends most of its time turning bytes into
+records and masking their contents for Drain. Both are per line and
+independent between lines (a Hadoop continuation only within its file), so a
+file is cut at line boundaries into chunks that worker processes read, parse
+and mask; the parent keeps their order, so records, line numbers and the load
+report (counts, first issues, examples) are exactly those of a sequential
+read. With one worker the same chunks run in this process: one code path.
+
+Masking here uses the rules of the parser that will match the records (the
+parser's own settings), through the same :class:`TokenMasker`, so
+``record.masked`` is the text ``EventParser`` would compute itself.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from fedlog.data.custom import CustomFormat
+from fedlog.data.records import LoadReport, LogRecord
+from fedlog.parse.masking import TokenMasker
+
+CHUNK_BYTES = 4 * 1024 * 1024  # ~40k HDFS lines: few enough tasks to amortize, enough to share out
+_BLOCK = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Reading:
+    """How :meth:`LineReader.read_files` reads: ``workers`` processes (1: this one); with ``masking`` rules
+    each record's ``masked`` is filled in."""
+
+    workers: int = 1
+    masking: tuple[tuple[str, str], ...] | None = None
+
+    @staticmethod
+    def resolve_workers(workers: int) -> int:
+        """``0`` means one worker per CPU core."""
+        return workers if workers > 0 else os.cpu_count() or 1
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """``lines`` physical lines of ``path`` from byte ``start`` on, the first being line ``first``
+    (``lines`` None: to the end of the file)."""
+
+    path: str
+    start: int
+    first: int
+    lines: int | None
+
+
+def plan_chunks(path: Path, whole: bool, size: int) -> list[Chunk]:
+    """Cut a file just after the first newline past every ``size`` bytes (``whole``: one chunk), counting
+    the lines before each cut to number the next chunk's first; memory stays at one block per read."""
+    if whole:
+        return [Chunk(str(path), 0, 1, None)]
+    chunks: list[Chunk] = []
+    start, first = 0, 1
+    with path.open("rb") as handle:
+        total = os.fstat(handle.fileno()).st_size
+        while start + size < total:
+            handle.seek(start)
+            lines = sum(block.count(b"\n") for block in _blocks(handle, size))
+            cut = start + size
+            while (block := handle.read(_BLOCK)) and (newline := block.find(b"\n")) < 0:
+                cut += len(block)
+            if not block:  # no newline after the last cut: the rest is one chunk
+                break
+            cut += newline + 1
+            chunks.append(Chunk(str(path), start, first, lines + 1))
+            start, first = cut, first + lines + 1
+    if start < total or not chunks:
+        chunks.append(Chunk(str(path), start, first, None))
+    return chunks
+
+
+def _blocks(handle, size: int) -> Iterator[bytes]:
+    """The next ``size`` bytes, a block at a time."""
+    while size > 0 and (block := handle.read(min(_BLOCK, size))):
+        size -= len(block)
+        yield block
+
+
+def read_chunk(
+    fmt: str,
+    custom: CustomFormat | None,
+    masking: tuple[tuple[str, str], ...] | None,
+    chunk: Chunk,
+    masker: TokenMasker | None = None,
+) -> tuple[list[LogRecord], LoadReport]:
+    """One chunk's records (masked when rules are given: by ``masker``, else by this process's masker
+    for the rules) and its load report; the task a worker runs."""
+    from fedlog.data.loaders import LineReader, bounded_lines  # the loaders import this module
+
+    reader = LineReader(fmt, custom=custom)
+    records = []
+    with open(chunk.path, "rb") as handle:
+        handle.seek(chunk.start)
+        raws: Iterator[bytes | None] = bounded_lines(handle)
+        if chunk.lines is not None:
+            raws = itertools.islice(raws, chunk.lines)
+        for lineno, raw in enumerate(raws, start=chunk.first):
+            record = reader.feed(chunk.path, lineno, raw)
+            if record is not None:
+                records.append(record)
+    if masking is not None:  # after the chunk: a Hadoop continuation may still have extended a record
+        mask = (masker or _masker(masking)).mask
+        interned: dict[str, str] = {}  # equal texts as one object: pickled once on the way back
+        for record in records:
+            masked = mask(record.content)
+            record.masked = interned.setdefault(masked, masked)
+    return records, reader.report
+
+
+_MASKERS: dict[tuple[tuple[str, str], ...], TokenMasker] = {}
+
+
+def _masker(rules: tuple[tuple[str, str], ...]) -> TokenMasker:
+    """A worker's masker for these rules, kept for the pool's life: its token cache serves every chunk."""
+    if rules not in _MASKERS:
+        _MASKERS[rules] = TokenMasker(rules)
+    return _MASKERS[rules]
+
+
+def read_chunked(
+    fmt: str, custom: CustomFormat | None, files: list[Path], reading: Reading, report: LoadReport
+) -> list[LogRecord]:
+    """Every file's records in file and line order; the chunks' reports are merged into ``report`` in order."""
+    whole = fmt == "hadoop"  # continuation lines attach to the record before them, in the same file
+    chunks = [c for f in files for c in plan_chunks(f, whole, CHUNK_BYTES)]
+    workers = min(Reading.resolve_workers(reading.workers), len(chunks))
+    args = (itertools.repeat(fmt), itertools.repeat(custom), itertools.repeat(reading.masking), chunks)
+    if workers > 1:
+        with ProcessPoolExecutor(workers) as pool:
+            results = list(pool.map(read_chunk, *args))
+    else:  # a masker of this read's own: a second read starts as cold as the first
+        masker = TokenMasker(reading.masking) if reading.masking is not None else None
+        results = [read_chunk(fmt, custom, reading.masking, chunk, masker) for chunk in chunks]
+    records: list[LogRecord] = []
+    report.files += [str(f) for f in files]
+    for chunk_records, chunk_report in results:
+        records += chunk_records
+        report.merge(chunk_report)
+    return records
