@@ -20,6 +20,8 @@ BAD_LINES = [
     b"x" * (MAX_LINE_BYTES + 10),
     b"garbage without a header",
     b"081109 203615 148 INFO dfs.DataNode: a line with no block id",
+    b"081109 203615 148 INFO dfs.DataNode: a carriage return blk_3\r",
+    b"  \t ",
 ]
 
 
@@ -60,8 +62,9 @@ def test_chunks_cover_the_file_once(tmp_path) -> None:
         plan = plan_chunks(path, False, size)
         assert plan[0].start == 0 and plan[0].first == 1 and plan[-1].lines is None
         data = path.read_bytes()
+        assert plan[-1].end == len(data)
         for before, after in zip(plan, plan[1:]):
-            assert data[after.start - 1 : after.start] == b"\n"
+            assert before.end == after.start and data[after.start - 1 : after.start] == b"\n"
             assert after.first == before.first + before.lines == data[: after.start].count(b"\n") + 1
 
 

@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from fedlog.data.custom import CustomFormat
 from fedlog.data.records import LoadReport, LogRecord
@@ -46,11 +47,12 @@ class Reading:
 
 @dataclass(frozen=True)
 class Chunk:
-    """``lines`` physical lines of ``path`` from byte ``start`` on, the first being line ``first``
-    (``lines`` None: to the end of the file)."""
+    """``lines`` physical lines of ``path`` in bytes ``start`` to ``end``, the first being line ``first``
+    (``lines`` None: to the end of the file, ``end`` being its size when planned)."""
 
     path: str
     start: int
+    end: int
     first: int
     lines: int | None
 
@@ -59,7 +61,7 @@ def plan_chunks(path: Path, whole: bool, size: int) -> list[Chunk]:
     """Cut a file just after the first newline past every ``size`` bytes (``whole``: one chunk), counting
     the lines before each cut to number the next chunk's first; memory stays at one block per read."""
     if whole:
-        return [Chunk(str(path), 0, 1, None)]
+        return [Chunk(str(path), 0, path.stat().st_size, 1, None)]
     chunks: list[Chunk] = []
     start, first = 0, 1
     with path.open("rb") as handle:
@@ -73,10 +75,10 @@ def plan_chunks(path: Path, whole: bool, size: int) -> list[Chunk]:
             if not block:  # no newline after the last cut: the rest is one chunk
                 break
             cut += newline + 1
-            chunks.append(Chunk(str(path), start, first, lines + 1))
+            chunks.append(Chunk(str(path), start, cut, first, lines + 1))
             start, first = cut, first + lines + 1
     if start < total or not chunks:
-        chunks.append(Chunk(str(path), start, first, None))
+        chunks.append(Chunk(str(path), start, total, first, None))
     return chunks
 
 
@@ -100,15 +102,24 @@ def read_chunk(
 
     reader = LineReader(fmt, custom=custom)
     records = []
-    with open(chunk.path, "rb") as handle:
+    path, report = chunk.path, reader.report
+    with open(path, "rb") as handle:
         handle.seek(chunk.start)
-        raws: Iterator[bytes | None] = bounded_lines(handle)
-        if chunk.lines is not None:
-            raws = itertools.islice(raws, chunk.lines)
-        for lineno, raw in enumerate(raws, start=chunk.first):
-            record = reader.feed(chunk.path, lineno, raw)
-            if record is not None:
-                records.append(record)
+        texts = _clean_lines(handle, chunk)
+        if texts is not None:  # the common case, as feed() would see it line by line
+            report.lines_read += len(texts)
+            for lineno, text in enumerate(texts, start=chunk.first):
+                if not text.strip():
+                    report.blank += 1
+                elif (record := reader.feed_text(path, lineno, text)) is not None:
+                    records.append(record)
+        else:
+            raws: Iterator[bytes | None] = bounded_lines(handle)
+            if chunk.lines is not None:
+                raws = itertools.islice(raws, chunk.lines)
+            for lineno, raw in enumerate(raws, start=chunk.first):
+                if (record := reader.feed(path, lineno, raw)) is not None:
+                    records.append(record)
     if masking is not None:  # after the chunk: a Hadoop continuation may still have extended a record
         mask = (masker or _masker(masking)).mask
         interned: dict[str, str] = {}  # equal texts as one object: pickled once on the way back
@@ -116,6 +127,21 @@ def read_chunk(
             masked = mask(record.content)
             record.masked = interned.setdefault(masked, masked)
     return records, reader.report
+
+
+def _clean_lines(handle: BinaryIO, chunk: Chunk) -> list[str] | None:
+    """The chunk's lines, read and decoded in one go when none needs ``decode_line``'s care and the file
+    still holds what was planned; else None, with the handle back at the chunk's start."""
+    from fedlog.data.loaders import decode_block
+
+    if chunk.end - chunk.start > 2 * CHUNK_BYTES:  # a huge line inside: read it bounded, line by line
+        return None
+    data = handle.read(chunk.end - chunk.start if chunk.lines is not None else 2 * CHUNK_BYTES)
+    planned = data.count(b"\n") == chunk.lines if chunk.lines is not None else not handle.read(1)
+    texts = decode_block(data) if planned else None
+    if texts is None:
+        handle.seek(chunk.start)
+    return texts
 
 
 _MASKERS: dict[tuple[tuple[str, str], ...], TokenMasker] = {}

@@ -22,7 +22,7 @@ from typing import BinaryIO
 
 from fedlog.data.chunks import Reading, read_chunked
 from fedlog.data.custom import CUSTOM, CustomFormat
-from fedlog.data.records import ANOMALY, NORMAL, LoadReport, LogRecord, SiloLog
+from fedlog.data.records import ANOMALY, NORMAL, UNLABELED, LoadReport, LogRecord, SiloLog
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +77,25 @@ def decode_line(raw: bytes | None, source: str, lineno: int, report: LoadReport)
     return text
 
 
+def decode_block(data: bytes) -> list[str] | None:
+    """The lines of a block of whole lines when ``decode_line`` would return each one unchanged (or count
+    it blank): valid UTF-8, no NUL, no carriage return, none over MAX_LINE_BYTES. Else None: decode
+    them one by one. A batch reader's fast path: one decode and one split for thousands of lines."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    if not text:
+        return []
+    if "\x00" in text or "\r" in text:
+        return None
+    lines = text.split("\n")
+    if text.endswith("\n"):
+        lines.pop()
+    bytes_per_char = 1 if text.isascii() else 4  # at most 4 UTF-8 bytes a character
+    return lines if max(map(len, lines)) * bytes_per_char <= MAX_LINE_BYTES else None
+
+
 def _require_files(paths: list[Path], what: str) -> list[Path]:
     if not paths:
         raise SiloError(f"no {what} found")
@@ -123,9 +142,11 @@ def _hdfs_record(source: str, lineno: int, text: str) -> LogRecord | None:
     m = _HDFS_RE.match(text)
     if m is None:
         return None
-    content = m.group(6)
-    blocks = tuple(dict.fromkeys(_BLOCK_RE.findall(content)))
-    return LogRecord(source, lineno, _hdfs_epoch(m.group(1), m.group(2)), content, sessions=blocks)
+    date, time, content = m.group(1, 2, 6)
+    blocks = _BLOCK_RE.findall(content)
+    if len(blocks) > 1:  # a deletion may name a block twice
+        blocks = dict.fromkeys(blocks)
+    return LogRecord(source, lineno, _hdfs_epoch(date, time), content, UNLABELED, tuple(blocks))
 
 
 _DATE_RE = re.compile(r"^\d{4}\.\d{2}\.\d{2}$", re.ASCII)
@@ -230,8 +251,10 @@ class LineReader:
     def feed(self, source: str, lineno: int, raw: bytes | None) -> LogRecord | None:
         """The record this line starts, or None when it is counted as anything else."""
         text = decode_line(raw, source, lineno, self.report)
-        if text is None:
-            return None
+        return None if text is None else self.feed_text(source, lineno, text)
+
+    def feed_text(self, source: str, lineno: int, text: str) -> LogRecord | None:
+        """``feed`` for a line already counted as read, decoded and not blank (see ``decode_line``)."""
         try:
             record = self._parse(source, lineno, text)
         except ValueError as err:
