@@ -22,7 +22,7 @@ from typing import Any, TextIO
 import numpy as np
 
 from fedlog.config import RunSettings
-from fedlog.data.chunks import Reading
+from fedlog.data.chunks import Reading, no_cyclic_gc
 from fedlog.data.custom import CUSTOM, CustomFormat
 from fedlog.data.loaders import LineReader, load_silo
 from fedlog.data.records import NORMAL, UNLABELED, LoadReport, LogRecord
@@ -307,12 +307,13 @@ def detect_files(
     """
     started = time.perf_counter()
     reading = Reading(workers, scorer.parser_settings().masking)
-    silos = [load_silo(scorer.fmt, p, labels, labels is not None, scorer.custom, reading) for p in paths]
-    records = [r for s in silos for r in s.records]
-    session_labels = {k: v for s in silos for k, v in (s.session_labels or {}).items()}
-    sources = list(dict.fromkeys(r.source for r in records))
-    windows = build_windows(records, scorer.spec, {s: i for i, s in enumerate(sources)}, session_labels)
-    closed = [(w, [records[i] for i in w.rows]) for w in windows]
+    with no_cyclic_gc():
+        silos = [load_silo(scorer.fmt, p, labels, labels is not None, scorer.custom, reading) for p in paths]
+        records = [r for s in silos for r in s.records]
+        session_labels = {k: v for s in silos for k, v in (s.session_labels or {}).items()}
+        sources = list(dict.fromkeys(r.source for r in records))
+        windows = build_windows(records, scorer.spec, {s: i for i, s in enumerate(sources)}, session_labels)
+        closed = [(w, [records[i] for i in w.rows]) for w in windows]
     _write(scorer.process(closed, sources), out)
     if scorer.threshold is None:
         raise ValueError(f"only {len(windows)} windows in the input: fewer than --calibrate {scorer.calibrate}")

@@ -15,6 +15,9 @@ parser's own settings), through the same :class:`TokenMasker`, so
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import gc
 import itertools
 import os
 from collections.abc import Iterator
@@ -129,6 +132,38 @@ def read_chunk(
     return records, reader.report
 
 
+Columns = tuple[list, ...]  # one list per LogRecord field after ``source`` (a chunk's records share it)
+_COLUMNS = tuple(f.name for f in dataclasses.fields(LogRecord))[1:]
+
+
+@contextlib.contextmanager
+def no_cyclic_gc() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector while a batch builds its records and windows: they hold
+    no reference cycles, yet every collection walks all of them again (half the cost of creating a
+    record, measured on HDFS). Reference counting still frees everything as usual."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def read_chunk_columns(
+    fmt: str, custom: CustomFormat | None, masking: tuple[tuple[str, str], ...] | None, chunk: Chunk
+) -> tuple[Columns, LoadReport]:
+    """``read_chunk`` in a worker: its records go back to the parent as columns, which pickle several
+    times faster than as record objects."""
+    with no_cyclic_gc():
+        records, report = read_chunk(fmt, custom, masking, chunk)
+    return tuple([getattr(r, name) for r in records] for name in _COLUMNS), report
+
+
+def _records(path: str, columns: Columns) -> list[LogRecord]:
+    return [LogRecord(path, *row) for row in zip(*columns)]
+
+
 def _clean_lines(handle: BinaryIO, chunk: Chunk) -> list[str] | None:
     """The chunk's lines, read and decoded in one go when none needs ``decode_line``'s care and the file
     still holds what was planned; else None, with the handle back at the chunk's start."""
@@ -164,7 +199,8 @@ def read_chunked(
     args = (itertools.repeat(fmt), itertools.repeat(custom), itertools.repeat(reading.masking), chunks)
     if workers > 1:
         with ProcessPoolExecutor(workers) as pool:
-            results = list(pool.map(read_chunk, *args))
+            done = pool.map(read_chunk_columns, *args)
+            results = [(_records(chunk.path, columns), part) for chunk, (columns, part) in zip(chunks, done)]
     else:  # a masker of this read's own: a second read starts as cold as the first
         masker = TokenMasker(reading.masking) if reading.masking is not None else None
         results = [read_chunk(fmt, custom, reading.masking, chunk, masker) for chunk in chunks]

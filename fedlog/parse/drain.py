@@ -193,8 +193,8 @@ class EventParser:
 
     def match_masked(self, masked: Sequence[str]) -> list[str | None]:
         """Ids of contents already masked with ``settings.masking`` (by a batch reader, maybe in another process)."""
-        lookup = self._match_masked
-        ids = [lookup(m) for m in masked]
+        cache, lookup = self._cache, self._match_masked
+        ids = [cache[m] if m in cache else lookup(m) for m in masked]  # logs repeat: mostly hits
         unknown = ids.count(None)
         self.report.lines += len(ids)
         self.report.unknown += unknown
