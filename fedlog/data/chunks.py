@@ -21,7 +21,7 @@ import gc
 import itertools
 import os
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -192,21 +192,33 @@ def _masker(rules: tuple[tuple[str, str], ...]) -> TokenMasker:
 def read_chunked(
     fmt: str, custom: CustomFormat | None, files: list[Path], reading: Reading, report: LoadReport
 ) -> list[LogRecord]:
-    """Every file's records in file and line order; the chunks' reports are merged into ``report`` in order."""
+    """Every file's records in file and line order; the chunks' reports are merged into ``report`` in order.
+
+    With N workers this process is one of them: N - 1 worker processes take chunks from the front
+    while this one takes them from the back, as long as no worker has started them; their records
+    need no trip through a pipe, and a pool of N would leave this process idle while they work.
+    """
     whole = fmt == "hadoop"  # continuation lines attach to the record before them, in the same file
     chunks = [c for f in files for c in plan_chunks(f, whole, CHUNK_BYTES)]
     workers = min(Reading.resolve_workers(reading.workers), len(chunks))
-    args = (itertools.repeat(fmt), itertools.repeat(custom), itertools.repeat(reading.masking), chunks)
-    if workers > 1:
-        with ProcessPoolExecutor(workers) as pool:
-            done = pool.map(read_chunk_columns, *args)
-            results = [(_records(chunk.path, columns), part) for chunk, (columns, part) in zip(chunks, done)]
-    else:  # a masker of this read's own: a second read starts as cold as the first
-        masker = TokenMasker(reading.masking) if reading.masking is not None else None
-        results = [read_chunk(fmt, custom, reading.masking, chunk, masker) for chunk in chunks]
+    masker = TokenMasker(reading.masking) if reading.masking is not None else None  # cold, as each read
+    results: list[tuple[list[LogRecord], LoadReport] | None] = [None] * len(chunks)
+    with contextlib.ExitStack() as stack:
+        futures: list[Future] = []
+        if workers > 1:
+            pool = stack.enter_context(ProcessPoolExecutor(workers - 1))
+            futures = [pool.submit(read_chunk_columns, fmt, custom, reading.masking, c) for c in chunks]
+        for i in reversed(range(len(chunks))):
+            if futures and not futures[i].cancel():  # a worker has it: the rest are theirs too
+                break
+            results[i] = read_chunk(fmt, custom, reading.masking, chunks[i], masker)
+        for i, future in enumerate(futures):
+            if results[i] is None:
+                columns, part = future.result()
+                results[i] = (_records(chunks[i].path, columns), part)
     records: list[LogRecord] = []
     report.files += [str(f) for f in files]
-    for chunk_records, chunk_report in results:
+    for chunk_records, chunk_report in results:  # type: ignore[misc]
         records += chunk_records
         report.merge(chunk_report)
     return records
