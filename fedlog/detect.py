@@ -151,9 +151,11 @@ class Scorer:
 
     def _fill(self, closed: Sequence[Closed]) -> list[Window]:
         assert self.parser is not None
-        rows = [r for _, records in closed for r in records]
-        masked = [r.masked for r in rows]  # filled in by a chunked batch read, with this parser's rules
-        ids = self.parser.match_all([r.content for r in rows]) if None in masked else self.parser.match_masked(masked)
+        masked = [r.masked for _, records in closed for r in records]  # a chunked batch read, this parser's rules
+        if None in masked:
+            ids = self.parser.match_all([r.content for _, records in closed for r in records])
+        else:
+            ids = self.parser.match_masked(masked)
         pos = 0
         for window, records in closed:
             window.events = ids[pos : pos + len(records)]
@@ -314,7 +316,7 @@ def detect_files(
         sources = list(dict.fromkeys(r.source for r in records))
         windows = build_windows(records, scorer.spec, {s: i for i, s in enumerate(sources)}, session_labels)
         closed = [(w, [records[i] for i in w.rows]) for w in windows]
-    _write(scorer.process(closed, sources), out)
+        _write(scorer.process(closed, sources), out)  # each collection would walk every record again
     if scorer.threshold is None:
         raise ValueError(f"only {len(windows)} windows in the input: fewer than --calibrate {scorer.calibrate}")
     seconds = time.perf_counter() - started

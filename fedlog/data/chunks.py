@@ -138,9 +138,10 @@ _COLUMNS = tuple(f.name for f in dataclasses.fields(LogRecord))[1:]
 
 @contextlib.contextmanager
 def no_cyclic_gc() -> Iterator[None]:
-    """Pause Python's cyclic garbage collector while a batch builds its records and windows: they hold
-    no reference cycles, yet every collection walks all of them again (half the cost of creating a
-    record, measured on HDFS). Reference counting still frees everything as usual."""
+    """Pause Python's cyclic garbage collector while a batch builds and scores its records and windows:
+    they hold no reference cycles, yet every collection walks all of them again (half the cost of
+    creating a record; a second on HDFS_2pct.log's windows). Reference counting still frees what it
+    can; any cyclic garbage waits for the collector, back on at the end."""
     enabled = gc.isenabled()
     gc.disable()
     try:

@@ -133,9 +133,19 @@ def _epoch(y: int, mo: int, d: int, h: int, mi: int, s: int) -> float:
 @functools.lru_cache(maxsize=4096)
 def _hdfs_epoch(stamp: str) -> float:
     """``yymmdd hhmmss`` -> epoch seconds; cached (one string is the cheapest key), since busy logs
-    write many lines per second."""
-    d, t = stamp[:6], stamp[7:]
-    return _epoch(2000 + int(d[:2]), int(d[2:4]), int(d[4:]), int(t[:2]), int(t[2:4]), int(t[4:]))
+    write many lines per second. Each new second costs a day lookup and a sum, not a datetime: the
+    same value and the same ValueError (date first, as datetime checks) as ``_epoch``."""
+    day = _hdfs_day(stamp[:6])
+    h, mi, s = int(stamp[7:9]), int(stamp[9:11]), int(stamp[11:13])
+    for value, name, top in ((h, "hour", 23), (mi, "minute", 59), (s, "second", 59)):
+        if value > top:
+            raise ValueError(f"{name} must be in 0..{top}")
+    return day + (h * 3600 + mi * 60 + s)
+
+
+@functools.lru_cache(maxsize=1024)
+def _hdfs_day(d: str) -> float:
+    return _epoch(2000 + int(d[:2]), int(d[2:4]), int(d[4:]), 0, 0, 0)
 
 
 def _hdfs_record(source: str, lineno: int, text: str) -> LogRecord | None:

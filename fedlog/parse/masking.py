@@ -143,7 +143,11 @@ class TokenMasker:
         get = cache.get
 
         def step(text: str) -> str:
-            return " ".join([get(token) or mask_token(token) for token in text.split(" ")])
+            tokens = text.split(" ")
+            try:  # every token seen before: one pass in C
+                return " ".join(map(get, tokens))
+            except TypeError:  # a miss (None) among them
+                return " ".join([masked if (masked := get(t)) is not None else mask_token(t) for t in tokens])
 
         return step
 
