@@ -111,11 +111,12 @@ def read_chunk(
         texts = _clean_lines(handle, chunk)
         if texts is not None:  # the common case, as feed() would see it line by line
             report.lines_read += len(texts)
+            feed, keep = reader.feed_text, records.append
             for lineno, text in enumerate(texts, start=chunk.first):
                 if not text.strip():
                     report.blank += 1
-                elif (record := reader.feed_text(path, lineno, text)) is not None:
-                    records.append(record)
+                elif (record := feed(path, lineno, text)) is not None:
+                    keep(record)
         else:
             raws: Iterator[bytes | None] = bounded_lines(handle)
             if chunk.lines is not None:
@@ -125,10 +126,8 @@ def read_chunk(
                     records.append(record)
     if masking is not None:  # after the chunk: a Hadoop continuation may still have extended a record
         mask = (masker or _masker(masking)).mask
-        interned: dict[str, str] = {}  # equal texts as one object: pickled once on the way back
         for record in records:
-            masked = mask(record.content)
-            record.masked = interned.setdefault(masked, masked)
+            record.masked = mask(record.content)
     return records, reader.report
 
 
@@ -158,7 +157,10 @@ def read_chunk_columns(
     times faster than as record objects."""
     with no_cyclic_gc():
         records, report = read_chunk(fmt, custom, masking, chunk)
-    return tuple([getattr(r, name) for r in records] for name in _COLUMNS), report
+        columns = {name: [getattr(r, name) for r in records] for name in _COLUMNS}
+        interned: dict[str, str] = {}  # equal masked texts as one object: pickled once
+        columns["masked"] = [interned.setdefault(m, m) if m is not None else m for m in columns["masked"]]
+    return tuple(columns.values()), report
 
 
 def _records(path: str, columns: Columns) -> list[LogRecord]:

@@ -26,6 +26,7 @@ whole-line). A pattern this module cannot analyse is treated as whole-line.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Sequence
 
@@ -122,7 +123,7 @@ class TokenMasker:
             if run:
                 self._steps.append(self._token_step(run))
                 run = []
-            self._steps.append(lambda text, regex=regex, replacement=replacement: regex.sub(replacement, text))
+            self._steps.append(functools.partial(regex.sub, replacement))  # regex.sub(replacement, text)
         if run:
             self._steps.append(self._token_step(run))
 
