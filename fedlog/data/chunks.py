@@ -3,10 +3,11 @@
 ``fedlog detect`` on a large file spends most of its time turning bytes into
 records and masking their contents for Drain. Both are per line and
 independent between lines (a Hadoop continuation only within its file), so a
-file is cut at line boundaries into chunks that worker processes read, parse
-and mask; the parent keeps their order, so records, line numbers and the load
-report (counts, first issues, examples) are exactly those of a sequential
-read. With one worker the same chunks run in this process: one code path.
+file is cut at line boundaries into chunks that worker processes (and this
+one) read, parse and mask; results are put back in chunk order, so records,
+line numbers and the load report (counts, first issues, examples) are exactly
+those of a sequential read. With one worker the same chunks run in this
+process alone: one code path.
 
 Masking here uses the rules of the parser that will match the records (the
 parser's own settings), through the same :class:`TokenMasker`, so
@@ -85,7 +86,7 @@ def plan_chunks(path: Path, whole: bool, size: int) -> list[Chunk]:
     return chunks
 
 
-def _blocks(handle, size: int) -> Iterator[bytes]:
+def _blocks(handle: BinaryIO, size: int) -> Iterator[bytes]:
     """The next ``size`` bytes, a block at a time."""
     while size > 0 and (block := handle.read(min(_BLOCK, size))):
         size -= len(block)
