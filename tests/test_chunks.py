@@ -73,3 +73,32 @@ def test_labelled_formats_sort_chunked_records_like_sequential_ones(shared_data,
     path = shared_data / "bgl" / "BGL_20k_resampled.log"
     reading = Reading(1, FORMAT_SETTINGS["bgl"].masking)
     assert _plain(load_silo("bgl", path, reading=reading)) == _plain(load_silo("bgl", path))
+
+
+def test_custom_format_in_workers_equals_a_sequential_read(shared_data, monkeypatch) -> None:
+    """A user's own format travels to the workers (its settings pickle) and reads as it does alone."""
+    from fedlog.config import load_overlay
+    from fedlog.data.custom import CustomFormat
+
+    custom = CustomFormat.from_config(load_overlay(Path(__file__).parent.parent / "configs" / "custom-openssh.toml"))
+    monkeypatch.setattr(chunks, "CHUNK_BYTES", 32 * 1024)
+    path = shared_data / "loghub-2k" / "OpenSSH" / "OpenSSH_2k.log"
+    reading = Reading(2, custom.parser_settings().masking)
+    sequential = load_silo("custom", path, require_labels=False, custom=custom)
+    assert _plain(load_silo("custom", path, require_labels=False, custom=custom, reading=reading)) == _plain(sequential)
+
+
+def test_hadoop_continuations_stay_with_their_record_in_workers(shared_data) -> None:
+    """Hadoop files are read whole (a stack trace continues the record before it), a few per worker."""
+    import shutil
+    import tempfile
+
+    source = shared_data / "hadoop"
+    apps = sorted(p for p in source.glob("application_*") if p.is_dir())[:3]
+    with tempfile.TemporaryDirectory() as tmp:
+        for app in apps:
+            shutil.copytree(app, Path(tmp) / app.name)
+        sequential = load_silo("hadoop", Path(tmp), require_labels=False)
+        chunked = load_silo("hadoop", Path(tmp), require_labels=False, reading=Reading(2, None))
+    assert sequential.report.continuation > 0
+    assert _plain(chunked) == _plain(sequential)
