@@ -22,6 +22,7 @@ from typing import Any, TextIO
 import numpy as np
 
 from fedlog.config import RunSettings
+from fedlog.data.chunks import Reading, no_cyclic_gc
 from fedlog.data.custom import CUSTOM, CustomFormat
 from fedlog.data.loaders import LineReader, load_silo
 from fedlog.data.records import NORMAL, UNLABELED, LoadReport, LogRecord
@@ -29,7 +30,7 @@ from fedlog.data.tail import FollowedFile
 from fedlog.detectors import Detector
 from fedlog.detectors.base import LocalContext
 from fedlog.metrics import detection_metrics
-from fedlog.parse.drain import FORMAT_SETTINGS, EventParser
+from fedlog.parse.drain import FORMAT_SETTINGS, EventParser, ParserSettings
 from fedlog.parse.hashing import federation_key
 from fedlog.rundir import load_global_state, summarize
 from fedlog.session import SiloSession, new_detector
@@ -142,9 +143,19 @@ class Scorer:
 
     # -- windows in, records out ----------------------------------------------------------------
 
+    def parser_settings(self) -> ParserSettings:
+        """The settings of the parser that matches the input: the run's, or the one calibration mines."""
+        if self.parser is not None:
+            return self.parser.settings
+        return self.custom.parser_settings() if self.custom else FORMAT_SETTINGS[self.fmt]
+
     def _fill(self, closed: Sequence[Closed]) -> list[Window]:
         assert self.parser is not None
-        ids = self.parser.match_all([r.content for _, records in closed for r in records])
+        masked = [r.masked for _, records in closed for r in records]  # a chunked batch read, this parser's rules
+        if None in masked:
+            ids = self.parser.match_all([r.content for _, records in closed for r in records])
+        else:
+            ids = self.parser.match_masked(masked)
         pos = 0
         for window, records in closed:
             window.events = ids[pos : pos + len(records)]
@@ -153,8 +164,7 @@ class Scorer:
 
     def _calibrate(self) -> None:
         if self.parser is None:
-            settings = self.custom.parser_settings() if self.custom else FORMAT_SETTINGS[self.fmt]
-            self.parser = EventParser(settings, federation_key())
+            self.parser = EventParser(self.parser_settings(), federation_key())
             self.parser.mine(r.content for _, records in self._calibration for r in records)
         normal = [dataclasses.replace(w, label=NORMAL) for w in self._fill(self._calibration)]
         if self.new_system:  # its client-local context (templates, vocabulary...) comes from calibration
@@ -288,16 +298,25 @@ def _write(records: Iterable[dict], out: TextIO) -> None:
     out.flush()
 
 
-def detect_files(scorer: Scorer, paths: Sequence[Path], out: TextIO, labels: Path | None = None) -> dict[str, Any]:
-    """Batch: load, parse, window and score whole files; one JSON line per window to ``out``."""
+def detect_files(
+    scorer: Scorer, paths: Sequence[Path], out: TextIO, labels: Path | None = None, workers: int = 1
+) -> dict[str, Any]:
+    """Batch: load, parse, window and score whole files; one JSON line per window to ``out``.
+
+    Reading and masking run in chunks, in ``workers`` processes (0: one per CPU core); the default 1
+    keeps everything in this process, which suits small inputs and machines busy with training.
+    The output does not depend on ``workers``.
+    """
     started = time.perf_counter()
-    silos = [load_silo(scorer.fmt, p, labels, labels is not None, scorer.custom) for p in paths]
-    records = [r for s in silos for r in s.records]
-    session_labels = {k: v for s in silos for k, v in (s.session_labels or {}).items()}
-    sources = list(dict.fromkeys(r.source for r in records))
-    windows = build_windows(records, scorer.spec, {s: i for i, s in enumerate(sources)}, session_labels)
-    closed = [(w, [records[i] for i in w.rows]) for w in windows]
-    _write(scorer.process(closed, sources), out)
+    reading = Reading(workers, scorer.parser_settings().masking)
+    with no_cyclic_gc():
+        silos = [load_silo(scorer.fmt, p, labels, labels is not None, scorer.custom, reading) for p in paths]
+        records = [r for s in silos for r in s.records]
+        session_labels = {k: v for s in silos for k, v in (s.session_labels or {}).items()}
+        sources = list(dict.fromkeys(r.source for r in records))
+        windows = build_windows(records, scorer.spec, {s: i for i, s in enumerate(sources)}, session_labels)
+        closed = [(w, [records[i] for i in w.rows]) for w in windows]
+        _write(scorer.process(closed, sources), out)  # each collection would walk every record again
     if scorer.threshold is None:
         raise ValueError(f"only {len(windows)} windows in the input: fewer than --calibrate {scorer.calibrate}")
     seconds = time.perf_counter() - started

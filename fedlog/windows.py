@@ -92,14 +92,16 @@ def fill_events(windows: Sequence[Window], ids: Sequence[str | None]) -> None:
 def _sessions(records, refs, session_labels) -> list[Window]:
     groups: dict[str, Window] = {}
     for row, (rec, ref) in enumerate(zip(records, refs)):
-        for key in rec.sessions:
+        timestamp = rec.timestamp
+        for key in rec.sessions:  # one pass over every line of a large batch: kept lean
             win = groups.get(key)
             if win is None:
                 label = session_labels.get(key, UNLABELED)
-                win = groups[key] = Window(key, rec.timestamp, rec.timestamp, [], [], label)
+                win = groups[key] = Window(key, timestamp, timestamp, [], [], label)
             win.rows.append(row)
             win.lines.append(ref)
-            win.end = max(win.end, rec.timestamp)
+            if timestamp > win.end:
+                win.end = timestamp
     return list(groups.values())
 
 

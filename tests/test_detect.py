@@ -15,6 +15,7 @@ from conftest import TINY_DETECTORS, TINY_FASTLOGAD
 from fedlog.centralized import train_centralized
 from fedlog.cli import main
 from fedlog.config import RunSettings, default_run_config
+from fedlog.data import chunks
 from fedlog.data.loaders import load_silo
 from fedlog.data.records import NORMAL
 from fedlog.detect import Scorer, detect_files, follow_files
@@ -137,6 +138,25 @@ def test_follow_reports_windows_within_a_second_and_survives_rotation(hdfs_run, 
         stop.set()
         thread.join(timeout=30)
     assert summary["windows"] == 2 and summary["load"]["lines_read"] == sum(len(b.lines) for b in blocks)
+
+
+def test_workers_give_the_output_of_one_worker(hdfs_run, shared_data, tmp_path, monkeypatch) -> None:
+    """Reading and masking in worker processes change nothing: windows, scores, alerts and their lines,
+    load and parse reports (bad lines included) are those of one worker."""
+    raw = (shared_data / "hdfs" / "HDFS_2pct.log").read_bytes().split(b"\n")[:60000]
+    raw[30000:30000] = [b"\xff not utf-8 blk_1", b"081399 203615 148 INFO dfs.DataNode: month 13 blk_2"]
+    log = tmp_path / "slice.log"
+    log.write_bytes(b"\n".join(raw) + b"\n")
+    monkeypatch.setattr(chunks, "CHUNK_BYTES", 512 * 1024)  # a dozen chunks to share out
+    outputs = []
+    for workers in (1, 2):
+        out = io.StringIO()
+        scorer = Scorer.from_run(hdfs_run, "hdfs", top=2)
+        summary = detect_files(scorer, [log], out, shared_data / "hdfs" / "anomaly_label.csv", workers=workers)
+        outputs.append((out.getvalue(), summary["load"], summary["parse"], summary["alerts"], summary["silos"]))
+    assert outputs[0] == outputs[1]
+    _, load, _, alerts, _ = outputs[0]
+    assert alerts > 0 and load["malformed"] == 1 and load["undecodable"] == 1 and load["lines_read"] == 60002
 
 
 def test_wrong_format_is_a_clear_error_not_a_traceback(hdfs_run, shared_data, capsys) -> None:

@@ -229,3 +229,33 @@ def test_merged_reports_keep_every_count(tmp_path) -> None:
     assert total.lines_read == total.accounted == 6 and total.files == parts[0].files + parts[1].files
     assert total.examples == {"no_session": [f"{hdfs}:2"], "continuation": [f"{next(hadoop.glob('*/*.log'))}:2"]}
     assert [i.lineno for i in total.issues] == [3, 3]
+
+
+@pytest.mark.parametrize(
+    "stamp",
+    [
+        "081109 203615",
+        "000229 000000",
+        "991231 235959",
+        "081109 240000",
+        "081109 006000",
+        "081109 000060",
+        "081309 000000",
+        "081132 990000",
+        "010229 000000",
+    ],
+)
+def test_hdfs_timestamps_equal_datetimes_value_and_error(stamp: str) -> None:
+    """The cached HDFS timestamp (a day lookup and a sum) is datetime's value, or raises its error."""
+    from fedlog.data.loaders import _epoch, _hdfs_epoch
+
+    fields = [int(stamp[i : i + 2]) for i in (0, 2, 4, 7, 9, 11)]
+    try:
+        expected: float | str = _epoch(2000 + fields[0], *fields[1:])
+    except ValueError as err:
+        expected = str(err)
+    try:
+        got: float | str = _hdfs_epoch(stamp)
+    except ValueError as err:
+        got = str(err)
+    assert got == expected

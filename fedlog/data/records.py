@@ -11,7 +11,11 @@ MAX_EXAMPLES = 5
 
 @dataclass(slots=True)
 class LogRecord:
-    """One log message; ``source``/``lineno`` point back at the raw line for localisation."""
+    """One log message; ``source``/``lineno`` point back at the raw line for localisation.
+
+    ``masked`` is the content as the parser masks it, when a chunked batch read computed it
+    (:mod:`fedlog.data.chunks`, in worker processes); None: the parser masks ``content`` itself.
+    """
 
     source: str
     lineno: int
@@ -19,6 +23,7 @@ class LogRecord:
     content: str
     label: int = UNLABELED
     sessions: tuple[str, ...] = ()
+    masked: str | None = None
 
 
 @dataclass

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from drain3.drain import Drain
-from drain3.masking import LogMasker, MaskingInstruction
 
 from fedlog.parse.hashing import event_id, find_collisions
+from fedlog.parse.masking import TokenMasker
 
 _IP = r"(?<![\w.])\d{1,3}(?:\.\d{1,3}){3}(?::\d+)?(?![\w.])"
 _HEX = r"\b0[xX][0-9a-fA-F]+\b"
@@ -139,7 +139,7 @@ class EventParser:
     def __init__(self, settings: ParserSettings, key: bytes) -> None:
         self.settings = settings
         self._key = key
-        self._masker = LogMasker([MaskingInstruction(p, m) for p, m in settings.masking], "<", ">")
+        self._masker = TokenMasker(settings.masking)  # Drain3's LogMasker output, faster
         self._drain = Drain(
             depth=settings.depth,
             sim_th=settings.sim_th,
@@ -176,7 +176,9 @@ class EventParser:
         self.report.collisions = find_collisions(self._key, final)
 
     def match(self, content: str) -> str | None:
-        masked = self._masker.mask(content)
+        return self._match_masked(self._masker.mask(content))
+
+    def _match_masked(self, masked: str) -> str | None:
         try:
             return self._cache[masked]
         except KeyError:
@@ -186,8 +188,14 @@ class EventParser:
             return eid
 
     def match_all(self, contents: Sequence[str]) -> list[str | None]:
-        ids = [self.match(c) for c in contents]
-        unknown = sum(e is None for e in ids)
+        mask = self._masker.mask
+        return self.match_masked([mask(c) for c in contents])
+
+    def match_masked(self, masked: Sequence[str]) -> list[str | None]:
+        """Ids of contents already masked with ``settings.masking`` (by a batch reader, maybe in another process)."""
+        cache, lookup = self._cache, self._match_masked
+        ids = [cache[m] if m in cache else lookup(m) for m in masked]  # logs repeat: mostly hits
+        unknown = ids.count(None)
         self.report.lines += len(ids)
         self.report.unknown += unknown
         self.report.matched += len(ids) - unknown
