@@ -159,3 +159,24 @@ def test_poisoned_test_labels_change_test_metrics_but_never_thresholds_selection
     assert _label_free_record(poisoned) == _label_free_record(honest)
     f1 = [json.loads((run / "summary.json").read_text())["overall"]["f1"] for run in (honest, poisoned)]
     assert f1[0] != f1[1], f1  # the flipped labels did reach the metrics
+
+
+def test_the_real_bgl_sample_in_count_windows_has_no_normal_validation_window_and_the_report_says_so(
+    shared_data, state_dir, tmp_path, one_thread
+) -> None:
+    """The resampled BGL sample in 10-line windows (configs/loghub-4silo.toml): its validation part has
+    no normal window, so the report must warn instead of presenting the F1 of a threshold set on it."""
+    import json
+
+    from fedlog.centralized import train_centralized
+
+    config = default_run_config() | TINY_DETECTORS["unseen"]
+    config |= {"detector": "unseen", "num-server-rounds": 1, "local-epochs": 1, "output-dir": str(tmp_path)}
+    config |= {"data.dir": str(shared_data), "window.bgl": "count:10"}
+    run = train_centralized(config, "bgl=bgl")
+    (silo,) = json.loads((run / "summary.json").read_text())["silos"].values()
+    assert silo["val-normal"] == 0
+    assert (
+        "only 0 normal validation window(s): its threshold comes from training normals"
+        in (run / "report.md").read_text()
+    )
