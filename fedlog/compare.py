@@ -248,6 +248,19 @@ def plot(runs: Mapping[str, Sequence[dict[str, Any]]], out: Path) -> list[Path]:
     return [f1_path, weights_path]
 
 
+def _write_tables(
+    out: Path, spec_path: Path, floors: Mapping[str, float], table: Mapping, runs: Mapping, done: int, total: int
+) -> None:
+    status = "" if done == total else f"**Partial: {done} of {total} rows finished so far.**\n\n"
+    (out / "comparison.md").write_text(
+        f"# Comparison ({spec_path.name})\n\n{status}Same silos and seeds for every row; thresholds from validation "
+        f"normals only; each silo scored on its own test windows. F1 floors: {dict(floors)}.\n\n" + markdown(table)
+    )
+    (out / "comparison.json").write_text(
+        json.dumps({"table": table, "runs": runs, "rows_done": done, "rows_total": total}, indent=1, default=str)
+    )
+
+
 def run_comparison(
     app_dir: Path,
     base_config: Mapping[str, Any],
@@ -266,20 +279,20 @@ def run_comparison(
     config = for_nodes(config, n_nodes)
     rows = comparison_rows(compare, str(config["detector"]))
     runs: dict[str, list[dict[str, Any]]] = {}
-    for row in rows:
-        for seed in compare.get("seeds", [config["seed"]]):
+    floors = {row.name: floor_of(row, compare) for row in rows}
+    seeds = compare.get("seeds", [config["seed"]])
+    for done, row in enumerate(rows, start=1):
+        for seed in seeds:
             print(f"[fedlog compare] {row.name}, seed {seed}", flush=True)
             try:
                 runs.setdefault(row.name, []).append(run_row(app_dir, row, config | {"seed": seed}, n_nodes))
             except (SimulationError, ValueError) as err:
                 runs.setdefault(row.name, []).append({"error": str(err).splitlines()[0]})
+        # Written after every row, so a comparison cut short still leaves the rows it finished.
+        table = summarize(runs)
+        _write_tables(out, spec_path, floors, table, runs, done, len(rows))
     table = summarize(runs)
-    floors = {row.name: floor_of(row, compare) for row in rows}
-    (out / "comparison.md").write_text(
-        f"# Comparison ({spec_path.name})\n\nSame silos and seeds for every row; thresholds from validation "
-        f"normals only; each silo scored on its own test windows. F1 floors: {floors}.\n\n" + markdown(table)
-    )
-    (out / "comparison.json").write_text(json.dumps({"table": table, "runs": runs}, indent=1, default=str))
+    _write_tables(out, spec_path, floors, table, runs, len(rows), len(rows))
     plot(runs, out)
     passed = all("error" not in row and row["overall"]["f1"] >= floors[name] for name, row in table.items())
     return out, table, passed

@@ -91,14 +91,19 @@ def _behaviours(option: str, text: str) -> tuple[int, int]:
     return int(k), int(n)
 
 
-def behaviour_share(split: Split, k: int, n: int) -> Split:
+def behaviour_share(split: Split, k: int, n: int, val_fraction: float = 0.1) -> Split:
     """Silo k of n in a federation where each silo has seen only some of the system's behaviours.
 
     The normal windows of the training prefix are grouped by their *set* of events (HDFS's normal
     training sessions have 9 such sets); sets are ranked by frequency and dealt round-robin, so silo
     k keeps the normal training and validation windows of sets k, k+n, ... and every n-th anomalous
     one. The test part stays whole: every silo is scored on all kinds of behaviour, which is where a
-    federation has something to add to a silo that trains alone."""
+    federation has something to add to a silo that trains alone.
+
+    Validation is the last ``val_fraction`` of the silo's *own* share of the prefix (in time order),
+    not the share of the prefix's validation tail: the tail holds only the behaviours that happen to be
+    frequent at the end of the prefix, and silos dealt other behaviours got no normal validation
+    window at all (two of four on the HDFS sample), so their thresholds fell back to training normals."""
     normal = [w for w in split.train + split.val if w.label == NORMAL]
     counts = Counter(frozenset(w.events) for w in normal)
     ranked = sorted(counts, key=lambda s: (-counts[s], sorted(e or "" for e in s)))
@@ -109,7 +114,9 @@ def behaviour_share(split: Split, k: int, n: int) -> Split:
         mine = {id(w) for w in anomalous[k::n]}
         return [w for w in part if (group.get(frozenset(w.events)) == k if w.label == NORMAL else id(w) in mine)]
 
-    return dataclasses.replace(split, train=keep(split.train), val=keep(split.val))
+    prefix = keep(split.train + split.val)
+    n_val = max(1, int(round(len(prefix) * val_fraction))) if len(prefix) > 1 else 0
+    return dataclasses.replace(split, train=prefix[: len(prefix) - n_val], val=prefix[len(prefix) - n_val :])
 
 
 @dataclass
@@ -152,7 +159,10 @@ def _fingerprint(source: SiloSource, split: SplitSpec, settings: ParserSettings,
     files = sorted(root.rglob("*")) if root.is_dir() else [root]
     stats = [(str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in files if f.is_file()]
     key_tag = hmac.new(key, b"fedlog-cache", hashlib.sha256).hexdigest()  # never the key itself
-    blob = json.dumps([asdict(source), asdict(split), repr(settings), stats, key_tag], sort_keys=True, default=str)
+    parts = [asdict(source), asdict(split), repr(settings), stats, key_tag]
+    if source.behaviours:  # version 2: validation from the silo's own share (earlier caches split differently)
+        parts.append("behaviour-share-v2")
+    blob = json.dumps(parts, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -171,7 +181,7 @@ def _build(source: SiloSource, split_spec: SplitSpec, key: bytes, state_dir: Pat
         ids = provisional.match_all([r.content for r in records])
         fill_events(split.train, ids)
         fill_events(split.val, ids)
-        split = behaviour_share(split, *source.behaviours)
+        split = behaviour_share(split, *source.behaviours, val_fraction=split_spec.val_fraction)
     train_rows = sorted({row for w in split.train for row in w.rows})
     if not train_rows:
         raise SiloError(f"{source.path}: the training split is empty ({len(windows)} windows)")

@@ -95,3 +95,29 @@ def test_local_and_pooled_rows_score_every_silo_under_its_federated_name(synthet
     for silo in ("0:bgl", "1:spirit"):
         counts = [sum(r["summary"]["silos"][silo][k] for k in ("tp", "fp", "tn", "fn")) for r in (local, pooled)]
         assert counts[0] == counts[1] > 0
+
+
+def test_a_comparison_cut_short_keeps_the_table_of_the_rows_it_finished(tmp_path, monkeypatch) -> None:
+    """The table is written after every row: a long comparison stopped in its second row still leaves
+    the first row's figures, marked partial."""
+    import json
+
+    from fedlog import compare
+    from fedlog.config import default_run_config
+
+    spec = tmp_path / "c.toml"
+    spec.write_text('[compare]\ndetectors = ["unseen", "pca"]\nmodes = ["local"]\n')
+    finished = _run(tmp_path, "local", [0.5, 0.5], good=True)
+
+    def run_row(app_dir, row, config, n_nodes):
+        if row.detector == "pca":
+            md = next((tmp_path / "out").glob("compare-*/comparison.md")).read_text()
+            assert "Partial: 1 of 2 rows" in md and "| unseen local | 1.000 |" in md
+            raise KeyboardInterrupt  # the comparison is stopped here
+        return finished
+
+    monkeypatch.setattr(compare, "run_row", run_row)
+    with pytest.raises(KeyboardInterrupt):
+        compare.run_comparison(tmp_path, default_run_config(), spec, tmp_path / "out")
+    (out,) = (tmp_path / "out").glob("compare-*")
+    assert json.loads((out / "comparison.json").read_text())["rows_done"] == 1

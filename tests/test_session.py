@@ -111,3 +111,72 @@ def test_the_run_reports_the_round_its_label_free_selection_score_picked(tmp_pat
     assert summary["selected_round"] == 3  # the best selection score, the later round on a tie; never test F1
     assert summary["silos"]["0:bgl"]["f1"] == 0.7 and summary["last_round"]["round"] == 4
     assert "round 3's, the round the run selected" in (run.path / "report.md").read_text()
+
+
+def _flip_test_labels(session: SiloSession) -> SiloSession:
+    """The same session with every test label flipped (normal <-> anomalous); training and
+    validation windows, and the cached silo, are untouched."""
+    split = session.silo.split
+    test = [dataclasses.replace(w, label=1 - w.label) for w in split.test]
+    silo = dataclasses.replace(session.silo, split=Split(split.train, split.val, test))
+    return dataclasses.replace(session, silo=silo)
+
+
+def _label_free_record(run_dir) -> tuple[list, int]:
+    """Per round and silo: threshold, selection score and validation normals; and the selected round."""
+    import json
+
+    rounds = [json.loads(line) for line in (run_dir / "rounds.jsonl").read_text().splitlines()]
+    figures = [
+        {s: (r["eval"]["threshold"], r["eval"]["selection"], r["eval"]["val-normal"]) for s, r in rec["silos"].items()}
+        for rec in rounds
+    ]
+    return figures, json.loads((run_dir / "summary.json").read_text())["selected_round"]
+
+
+@pytest.mark.parametrize("detector", ["unseen", "pca", "fastlogad"])
+def test_poisoned_test_labels_change_test_metrics_but_never_thresholds_selection_or_the_selected_round(
+    detector, synthetic_silos, state_dir, tmp_path, monkeypatch, one_thread
+) -> None:
+    """End to end through `fedlog train`'s path: the same run with every test label flipped must pick
+    the same thresholds, selection scores and round, while its test metrics change. Fails if any of
+    them reads a test label (the flipped labels reach everything that could read them)."""
+    import json
+
+    from fedlog import centralized
+
+    config = default_run_config() | TINY_DETECTORS[detector] | {"detector": detector}
+    config |= {"num-server-rounds": 3, "local-epochs": 1, "seed": 7}
+    entry = f"bgl={synthetic_silos['bgl']}"
+    honest = centralized.train_centralized(config | {"output-dir": str(tmp_path / "honest")}, entry)
+    opened = SiloSession.open.__func__
+    monkeypatch.setattr(
+        centralized.SiloSession,
+        "open",
+        classmethod(lambda cls, *a, **k: _flip_test_labels(opened(cls, *a, **k))),
+    )
+    poisoned = centralized.train_centralized(config | {"output-dir": str(tmp_path / "poisoned")}, entry)
+    assert _label_free_record(poisoned) == _label_free_record(honest)
+    f1 = [json.loads((run / "summary.json").read_text())["overall"]["f1"] for run in (honest, poisoned)]
+    assert f1[0] != f1[1], f1  # the flipped labels did reach the metrics
+
+
+def test_the_real_bgl_sample_in_count_windows_has_no_normal_validation_window_and_the_report_says_so(
+    shared_data, state_dir, tmp_path, one_thread
+) -> None:
+    """The resampled BGL sample in 10-line windows (configs/loghub-4silo.toml): its validation part has
+    no normal window, so the report must warn instead of presenting the F1 of a threshold set on it."""
+    import json
+
+    from fedlog.centralized import train_centralized
+
+    config = default_run_config() | TINY_DETECTORS["unseen"]
+    config |= {"detector": "unseen", "num-server-rounds": 1, "local-epochs": 1, "output-dir": str(tmp_path)}
+    config |= {"data.dir": str(shared_data), "window.bgl": "count:10"}
+    run = train_centralized(config, "bgl=bgl")
+    (silo,) = json.loads((run / "summary.json").read_text())["silos"].values()
+    assert silo["val-normal"] == 0
+    assert (
+        "only 0 normal validation window(s): its threshold comes from training normals"
+        in (run / "report.md").read_text()
+    )

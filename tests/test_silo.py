@@ -67,8 +67,12 @@ def test_behaviour_split_deals_hdfs_event_sets_to_silos_and_keeps_every_test_win
     ]
     event_sets = [{frozenset(w.events) for w in s.split.train if w.label == 0} for s in shares]
     assert all(event_sets) and sum(map(len, event_sets)) == len(set().union(*event_sets))  # disjoint behaviours
-    normal = [w for s in shares for w in s.split.train if w.label == 0]
-    assert sorted(w.key for w in normal) == sorted(w.key for w in whole.split.train if w.label == 0)
+    normal = [w for s in shares for w in s.split.train + s.split.val if w.label == 0]
+    prefix = whole.split.train + whole.split.val
+    assert sorted(w.key for w in normal) == sorted(w.key for w in prefix if w.label == 0)
     assert all([w.key for w in s.split.test] == [w.key for w in whole.split.test] for s in shares)
+    for share in shares:  # validation: the time-ordered tail of the silo's own share, with normals in it
+        assert any(w.label == 0 for w in share.split.val)
+        assert max(w.start for w in share.split.train) <= min(w.start for w in share.split.val)
     with pytest.raises(SiloError, match="behaviours=K/N"):
         SiloSource.parse(f"hdfs={path}#behaviours=4/4")
