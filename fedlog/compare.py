@@ -11,13 +11,18 @@ table of run-config overrides shared by every run::
     f1-floor = 0.5                            # every row's overall F1 must reach it ...
     f1-floors = { fedadam = 0.0 }             # ... unless a row name, strategy, mode or detector has its own
 
+    [compare.variants]                        # optional: every row once per named overlay of run-config keys
+    "no DP" = {}
+    "z=1.0" = { dp.mode = "server-adaptive", dp.noise-multiplier = 1.0 }
+
 Modes: ``local`` trains each silo alone (no federation: what a silo gets by
 itself), ``federated`` is a real ``flwr run`` simulation per strategy, and
 ``pooled`` trains one model on every silo's training windows together (the
 upper reference a federation tries to reach). Every row scores each silo on
 its own test windows at its own label-free threshold, so the rows of one
 detector line up silo by silo. The result directory holds ``comparison.md``,
-``comparison.json`` and two plots.
+``comparison.json`` and two plots, and a third of F1 against epsilon when
+rows ran with differential privacy (``dp.*``: epsilon from the run's accountant).
 """
 
 from __future__ import annotations
@@ -54,16 +59,21 @@ class Row:
     detector: str
     mode: str
     strategy: str = ""
+    variant: str = ""  # the name of a [compare.variants] overlay
 
     @property
     def name(self) -> str:
-        return " ".join(p for p in (self.detector, self.mode, self.strategy) if p)
+        return " ".join(p for p in (self.detector, self.mode, self.strategy, self.variant) if p)
 
 
 def load_comparison(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     with path.open("rb") as handle:
         spec = tomllib.load(handle)
     compare = spec.get("compare", {})
+    variants = compare.get("variants", {})
+    if not all(isinstance(v, dict) for v in variants.values()):
+        raise ValueError(f"{path}: every [compare.variants] entry is a table of run-config keys")
+    compare["variants"] = {name: flatten(overlay) for name, overlay in variants.items()}
     modes = compare.get("modes", ["federated"])
     if unknown := sorted(set(modes) - set(MODES)):
         raise ValueError(f"{path}: unknown mode(s) {unknown}; modes are {', '.join(MODES)}")
@@ -77,7 +87,8 @@ def comparison_rows(compare: Mapping[str, Any], default_detector: str) -> list[R
     for detector in compare.get("detectors", [default_detector]):
         for mode in compare.get("modes", ["federated"]):
             strategies = compare["strategies"] if mode == "federated" else [""]
-            rows += [Row(detector, mode, strategy) for strategy in strategies]
+            for variant in compare.get("variants") or {"": {}}:
+                rows += [Row(detector, mode, strategy, variant) for strategy in strategies]
     return rows
 
 
@@ -163,6 +174,7 @@ def summarize(runs: Mapping[str, Sequence[dict[str, Any]]]) -> dict[str, dict[st
             "overall": {k: _mean(r["summary"]["overall"].get(k) for r in ok) for k in HEAD},
             "silos": per_silo,
             "rounds_to_best_f1": _mean(max(r["rounds"], key=lambda x: x["f1"])["round"] for r in ok),
+            "epsilon": _mean(r["summary"].get("privacy", {}).get("epsilon") for r in ok),
             "wall_time_s": _mean(r["wall_time_s"] for r in ok),
             "bytes_per_round": _mean(_mean(x["bytes"] for x in r["rounds"]) for r in ok),
             "seeds": len(ok),
@@ -181,19 +193,22 @@ def _fmt(value: float, spec: str = ".3f") -> str:
 
 
 def markdown(table: Mapping[str, Mapping[str, Any]]) -> str:
+    private = any(not math.isnan(row.get("epsilon", math.nan)) for row in table.values())
     lines = [
-        "| row | F1 | P | R | AUROC | AUPR | rounds to best F1 | wall time (s) | bytes / round |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| row | F1 | P | R | AUROC | AUPR | rounds to best F1 | wall time (s) | bytes / round |"
+        + (" epsilon |" if private else ""),
+        "|---|---|---|---|---|---|---|---|---|" + ("---|" if private else ""),
     ]
     for name, row in table.items():
         if "error" in row:
-            lines.append(f"| {name} | failed: {row['error'][:80]} ||||||||")
+            lines.append(f"| {name} | failed: {row['error'][:80]} ||||||||" + ("|" if private else ""))
             continue
         o = row["overall"]
         figures = " | ".join(_fmt(o[k]) for k in HEAD)
         traffic = f"{row['bytes_per_round'] / 1e6:.2f} MB" if row["bytes_per_round"] else "-"
         lines.append(
             f"| {name} | {figures} | {_fmt(row['rounds_to_best_f1'], '.1f')} | {row['wall_time_s']:.0f} | {traffic} |"
+            + (f" {_fmt(row['epsilon'], '.3g')} |" if private else "")
         )
     silos = sorted({s for row in table.values() for s in row.get("silos", {})})
     if silos:
@@ -248,6 +263,31 @@ def plot(runs: Mapping[str, Sequence[dict[str, Any]]], out: Path) -> list[Path]:
     return [f1_path, weights_path]
 
 
+def plot_privacy(table: Mapping[str, Mapping[str, Any]], out: Path) -> Path | None:
+    """Overall F1 against epsilon of the rows that ran with differential privacy; rows without it are
+    drawn as horizontal lines (no privacy claim, epsilon infinite). None when no row used DP."""
+    done = {name: row for name, row in table.items() if "error" not in row}
+    private = {n: r for n, r in done.items() if not math.isnan(r["epsilon"])}
+    if not private:
+        return None
+    fig, ax = plt.subplots(figsize=(6, 4))
+    points = sorted((r["epsilon"], r["overall"]["f1"], n) for n, r in private.items())
+    ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label="with DP")
+    for eps, f1, name in points:
+        ax.annotate(name, (eps, f1), fontsize=6, textcoords="offset points", xytext=(3, 3))
+    for name, row in done.items():
+        if name not in private:
+            ax.axhline(row["overall"]["f1"], linestyle="--", color="grey", label=f"{name} (no DP)")
+    ax.set(title="Overall F1 against epsilon (per silo, all rounds)", xlabel="epsilon", ylabel="F1", xscale="log")
+    ax.set_ylim(0, 1)
+    ax.legend(fontsize=7)
+    path = out / "f1_vs_epsilon.png"
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def _write_tables(
     out: Path, spec_path: Path, floors: Mapping[str, float], table: Mapping, runs: Mapping, done: int, total: int
 ) -> None:
@@ -269,8 +309,8 @@ def run_comparison(
 ) -> tuple[Path, dict, bool]:
     """Run every row x seed; write table and plots; return (dir, table, passed)."""
     compare, overrides = load_comparison(spec_path)
-    unknown = sorted(set(overrides) - set(base_config))
-    if unknown:
+    keys = set(overrides).union(*(v.keys() for v in compare["variants"].values()))
+    if unknown := sorted(keys - set(base_config)):
         raise ValueError(f"{spec_path}: unknown run-config key(s) {', '.join(unknown)}")
     out = out_dir / time.strftime("compare-%Y%m%d-%H%M%S")
     out.mkdir(parents=True)
@@ -285,7 +325,8 @@ def run_comparison(
         for seed in seeds:
             print(f"[fedlog compare] {row.name}, seed {seed}", flush=True)
             try:
-                runs.setdefault(row.name, []).append(run_row(app_dir, row, config | {"seed": seed}, n_nodes))
+                row_config = config | compare["variants"].get(row.variant, {}) | {"seed": seed}
+                runs.setdefault(row.name, []).append(run_row(app_dir, row, row_config, n_nodes))
             except (SimulationError, ValueError) as err:
                 runs.setdefault(row.name, []).append({"error": str(err).splitlines()[0]})
         # Written after every row, so a comparison cut short still leaves the rows it finished.
@@ -294,5 +335,6 @@ def run_comparison(
     table = summarize(runs)
     _write_tables(out, spec_path, floors, table, runs, len(rows), len(rows))
     plot(runs, out)
+    plot_privacy(table, out)
     passed = all("error" not in row and row["overall"]["f1"] >= floors[name] for name, row in table.items())
     return out, table, passed

@@ -6,7 +6,17 @@ import math
 
 import pytest
 
-from fedlog.compare import Row, comparison_rows, floor_of, load_comparison, markdown, plot, round_figures, summarize
+from fedlog.compare import (
+    Row,
+    comparison_rows,
+    floor_of,
+    load_comparison,
+    markdown,
+    plot,
+    plot_privacy,
+    round_figures,
+    summarize,
+)
 from fedlog.metrics import detection_metrics
 from fedlog.rundir import RunDirectory
 
@@ -71,6 +81,29 @@ def test_rows_cover_detectors_modes_and_strategies_with_their_floors(tmp_path) -
     assert floors["fastlogad pooled"] == 0.5
     spec.write_text('[compare]\nmodes = ["centralised"]\n')
     with pytest.raises(ValueError, match="unknown mode"):
+        load_comparison(spec)
+
+
+def test_variants_repeat_every_row_and_dp_rows_are_tabled_and_plotted_against_epsilon(tmp_path) -> None:
+    spec = tmp_path / "c.toml"
+    spec.write_text(
+        '[compare]\ndetectors = ["fastlogad"]\nstrategies = ["fedavg"]\n[compare.variants]\n"no DP" = {}\n'
+        '"z=1" = { dp.mode = "server-adaptive", dp.noise-multiplier = 1.0 }\n'
+    )
+    compare, _ = load_comparison(spec)
+    rows = comparison_rows(compare, "fastlogad")
+    assert [r.name for r in rows] == ["fastlogad federated fedavg no DP", "fastlogad federated fedavg z=1"]
+    assert compare["variants"]["z=1"] == {"dp.mode": "server-adaptive", "dp.noise-multiplier": 1.0}
+    plain, private = _run(tmp_path, "fedavg", [0.5, 0.5], good=True), _run(tmp_path, "dp", [0.5, 0.5], good=False)
+    private["summary"]["privacy"] = {"epsilon": 4.5}
+    table = summarize({rows[0].name: [plain], rows[1].name: [private]})
+    assert math.isnan(table[rows[0].name]["epsilon"]) and table[rows[1].name]["epsilon"] == 4.5
+    text = markdown(table)
+    assert "epsilon |" in text and text.count("| n/a |") == 1 and "| 4.5 |" in text
+    assert plot_privacy(table, tmp_path).stat().st_size > 10_000
+    assert plot_privacy({rows[0].name: table[rows[0].name]}, tmp_path) is None
+    spec.write_text('[compare]\nstrategies = ["fedavg"]\n[compare.variants]\nbad = 3\n')
+    with pytest.raises(ValueError, match="table of run-config keys"):
         load_comparison(spec)
 
 

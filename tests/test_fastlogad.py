@@ -10,7 +10,7 @@ from conftest import TINY_FASTLOGAD
 from fedlog.detectors import build_detector
 from fedlog.detectors.base import LocalContext
 from fedlog.detectors.fastlogad import hst_loss
-from fedlog.parse.hashing import CLS, PAD
+from fedlog.parse.hashing import CLS, PAD, UNK
 from fedlog.silo import SiloSource, prepare_silo
 from fedlog.windows import Split, SplitSpec
 
@@ -97,3 +97,24 @@ def test_parameters_round_trip(hdfs_slice) -> None:
 def test_unknown_detector_parameter_is_an_error() -> None:
     with pytest.raises(KeyError, match="unknown fastlogad parameter"):
         build_detector("fastlogad", {"fastlogad.hiden": 3}, seed=0)
+
+
+@pytest.mark.parametrize("vocabulary", ["federation", "local"])
+def test_a_silo_encodes_the_events_other_silos_saw_in_normal_traffic(vocabulary, hdfs_slice) -> None:
+    """Two silos that saw different normal behaviours; after FedAvg of their models, silo A encodes
+    B's events as themselves (the federation's vocabulary), not as [UNK] (each silo's own)."""
+    split = hdfs_slice.split
+    normal = [w for w in split.train if w.label == 0]
+    sets = sorted({frozenset(w.events) for w in normal}, key=lambda s: -sum(frozenset(w.events) == s for w in normal))
+    only_b = [w for w in normal if frozenset(w.events) != sets[0] and set(w.events) - sets[0]]
+    assert only_b, "the slice has a behaviour with events the most frequent one lacks"
+    part_a = [w for w in normal if frozenset(w.events) == sets[0]]
+    config = TINY | {"fastlogad.vocabulary": vocabulary}
+    a, b = (bound(config, 5, Split(part, split.val, [])) for part in (part_a, only_b))
+    a.train_round(part_a, 1, epochs=1)
+    b.train_round(only_b, 1, epochs=1)
+    averaged = {k: (a.state()[k].double() + b.state()[k].double()).div(2).to(v.dtype) for k, v in a.state().items()}
+    a.load_state(averaged)
+    unknown = sum(t == UNK for w in only_b for t in a._tokens(w))
+    assert (unknown == 0) == (vocabulary == "federation"), unknown
+    assert a.own_vocab < a.vocab if vocabulary == "federation" else a.vocab == a.own_vocab

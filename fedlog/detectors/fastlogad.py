@@ -33,10 +33,26 @@ Deviations from the paper, each off or explained here:
   (validation normals against corrupted copies), not by the paper's last epoch. A log-gap
   criterion over this model's own pseudo-anomaly norms tracked HDFS F1 better in analysis but
   picked the untrained warm-up round on small synthetic silos, so it is not used.
+- The vocabulary a silo encodes (``vocabulary``). The paper's is the set of buckets
+  seen in the (one) normal training set; anything else is [UNK]. In a federation
+  each client knows only its own (``"local"``, the default), so a silo that never
+  saw a behaviour encodes it as [UNK] even after the global model has seen it
+  elsewhere, and flags it. ``"federation"`` encodes the union instead: the model
+  carries ``seen`` (per bucket, the share of normal training windows it occurs
+  in), each client raises it to its own shares after training, FedAvg keeps every
+  bucket any silo has seen > 0. It holds hashed buckets only, which the trained
+  embeddings reveal anyway; under ``dp.mode`` the noise reaches it too and makes
+  random buckets known. Measured on the behaviour-split HDFS federation
+  (configs/hdfs-behaviour-4silo.toml, docs/results.md) it is not yet better: the
+  federated model then ranks every silo's test windows at AUROC 0.75-0.87 over 15
+  rounds (FedProx and a lower learning rate no better), against 0.996 on three of
+  four silos for the federated model with each silo's own [UNK]; the FedAvg of
+  four HST models trained on disjoint behaviours does not learn what the pooled
+  model learns (0.996 on every silo).
 
-Interpretations we fixed (see README): as in the paper, the vocabulary is the
-set of buckets seen in the client's normal training windows and anything else
-is encoded as [UNK]; replacement candidates are that vocabulary plus [UNK], so
+Interpretations we fixed (see README): the vocabulary is the set of buckets seen
+in normal training windows (above) and anything else is encoded as [UNK];
+replacement candidates are the client's own training tokens plus [UNK], so
 an event never seen in normal traffic looks anomalous by construction; a
 linear head maps the [CLS] state to phi, so its norm is not pinned by the
 last LayerNorm; windows longer than ``max_len``
@@ -46,7 +62,7 @@ are cut into chunks and a window scores as its worst chunk.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -61,6 +77,7 @@ from fedlog.detectors.sequences import chunk, cls_batch
 from fedlog.parse.hashing import CLS, MASK, N_SPECIAL, PAD, UNK, token_of
 from fedlog.windows import Window
 
+VOCABULARIES = ("federation", "local")
 PSEUDO_QUANTILE = 0.01  # the least anomalous pseudo-anomalies bound the threshold from above
 
 
@@ -84,6 +101,7 @@ class FastLogADParams:
     threshold_quantile: float = 0.99
     threshold_mode: str = "separation"  # or "quantile" (the paper's q99 of validation normals)
     drop_rate: float = 0.0  # share of pseudo-anomalies that lose their masked events instead (missing events)
+    vocabulary: str = "local"  # the buckets this client saw in normal training; or "federation": any silo's
 
 
 class FastLogADModule(nn.Module):
@@ -104,6 +122,8 @@ class FastLogADModule(nn.Module):
         self.generator = ElectraForMaskedLM(config)
         self.discriminator = ElectraForPreTraining(config)
         self.cls_head = nn.Linear(p.hidden, p.hidden)
+        # per token, the share of normal training windows it occurs in, as far as the federation knows
+        self.register_buffer("seen", torch.zeros(N_SPECIAL + p.buckets))
 
     def phi(self, tokens: torch.Tensor, attention: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(per-token RTD logits, [CLS] embedding phi)."""
@@ -132,9 +152,13 @@ class FastLogAD(Detector):
         super().__init__(params, seed, device)
         if params.generator not in ("mlm", "random"):
             raise ValueError(f"fastlogad.generator must be 'mlm' or 'random', not {params.generator!r}")
+        if params.vocabulary not in VOCABULARIES:
+            choices = ", ".join(VOCABULARIES)
+            raise ValueError(f"fastlogad.vocabulary must be one of {choices}, not {params.vocabulary!r}")
         seed_everything(seed)
         self._module = FastLogADModule(params).to(self.device)
-        self.vocab: frozenset[int] = frozenset()  # client-local, from its normal training windows
+        self.own_vocab: frozenset[int] = frozenset()  # from this client's normal training windows
+        self.vocab: frozenset[int] = frozenset()  # what it encodes: its own, plus the federation's
 
     @property
     def module(self) -> nn.Module:
@@ -143,10 +167,25 @@ class FastLogAD(Detector):
     # -- data -------------------------------------------------------------------------------
 
     def bind(self, context: LocalContext) -> None:
-        """The vocabulary is the client's own: the tokens of its normal training windows."""
+        """The client's own vocabulary: the tokens of its normal training windows."""
         super().bind(context)
-        buckets = self.params.buckets
-        self.vocab = frozenset(token_of(e, buckets) for w in context.train if w.label == NORMAL for e in w.events)
+        normal = [w for w in context.train if w.label == NORMAL]
+        self._own_share = torch.zeros_like(self._module.seen)
+        for w in normal:
+            self._own_share[list({token_of(e, self.params.buckets) for e in w.events})] += 1
+        self._own_share /= max(1, len(normal))
+        self.own_vocab = frozenset(torch.nonzero(self._own_share).flatten().tolist())
+        self._update_vocab()
+
+    def _update_vocab(self) -> None:
+        if self.params.vocabulary == "local":
+            self.vocab = self.own_vocab
+        else:
+            self.vocab = self.own_vocab | frozenset(torch.nonzero(self._module.seen > 0).flatten().tolist())
+
+    def load_state(self, state: Mapping[str, torch.Tensor]) -> None:
+        super().load_state(state)
+        self._update_vocab()
 
     def _tokens(self, window: Window) -> list[int]:
         tokens = [token_of(e, self.params.buckets) for e in window.events]
@@ -211,7 +250,7 @@ class FastLogAD(Detector):
 
     def _normal_chunks(self, windows: Sequence[Window]) -> tuple[list[list[int]], torch.Tensor]:
         """Chunks of the normal windows and the replacement candidates (their tokens + UNK)."""
-        if not self.vocab:
+        if not self.own_vocab:
             raise RuntimeError("bind(context) must come first: tokens outside its vocabulary map to [UNK]")
         normal = [w for w in windows if w.label == NORMAL]
         if not normal:
@@ -238,6 +277,8 @@ class FastLogAD(Detector):
                 torch.nn.utils.clip_grad_norm_(self._module.parameters(), 1.0)
                 opt.step()
                 losses.append(loss.item())
+        self._module.seen.copy_(torch.maximum(self._module.seen, self._own_share.to(self.device)))
+        self._update_vocab()
         return {"loss": float(np.mean(losses)), "examples": len(chunks), "phase_hst": float(phase == "hst")}
 
     def _step_loss(self, phase, tokens, attention, candidates) -> torch.Tensor:
