@@ -115,11 +115,11 @@ def synthetic_silos(state_dir) -> dict[str, Path]:
     return generate_silos(state_dir / "synthetic-test", SyntheticSpec(seed=3, scale=0.5))
 
 
-def _app_with_client(tmp_path_factory, module: str) -> Path:
-    """A copy of the Flower app whose ClientApp is ``tests/<module>.py``: test hooks stay out of the project."""
+def app_copy(app: Path, module: str) -> Path:
+    """A copy of the Flower app in ``app`` whose ClientApp is ``tests/<module>.py``: test hooks stay out
+    of the project."""
     import shutil
 
-    app = tmp_path_factory.mktemp(module.replace("_", "-"))
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
     for package in ("fedlog", "strategies", "clients"):
         shutil.copytree(REPO / package, app / package, ignore=ignore)
@@ -129,6 +129,10 @@ def _app_with_client(tmp_path_factory, module: str) -> Path:
     assert 'clientapp = "client_app:app"' in pyproject
     (app / "pyproject.toml").write_text(pyproject.replace('"client_app:app"', f'"{module}:app"'))
     return app
+
+
+def _app_with_client(tmp_path_factory, module: str) -> Path:
+    return app_copy(tmp_path_factory.mktemp(module.replace("_", "-")), module)
 
 
 @pytest.fixture(scope="session")
