@@ -168,7 +168,8 @@ class RunDirectory:
 
 def select_round(rounds: Sequence[Mapping[str, Any]]) -> tuple[int, float, dict[str, dict]] | None:
     """The round whose evaluation had the best example-weighted mean ``selection`` score over silos
-    (label-free: validation normals against pseudo-anomalies), the later one on ties; with its score
+    (validation only: normals against pseudo-anomalies, or a supervised detector's labelled validation
+    windows), the later one on ties; with its score
     and per-silo figures. None when no round recorded a selection score."""
     best = None
     for record in rounds:
@@ -219,9 +220,13 @@ def _selection_lines(summary: Mapping[str, Any]) -> list[str]:
     if "selected_round" not in summary:
         return []
     last = summary["last_round"]
+    on_labels = [n for n, m in summary.get("silos", {}).items() if m.get("selection-on-labels")]
+    how = "normal validation windows against pseudo-anomalies"
+    if on_labels:  # a supervised detector: average precision on the labelled validation windows
+        how = f"average precision on the labelled validation windows of {', '.join(on_labels)}, elsewhere " + how
     return [
         f"Figures below are round {summary['selected_round']}'s, the round the run selected without test labels "
-        f"(best selection score {summary['selection']:.4f}: normal validation windows against pseudo-anomalies); "
+        f"(best selection score {summary['selection']:.4f}: {how}); "
         f"the last round ({last['round']}) scored overall F1 {_fmt(last['overall'].get('f1'))}.",
     ]
 

@@ -113,6 +113,28 @@ def test_the_run_reports_the_round_its_label_free_selection_score_picked(tmp_pat
     assert "round 3's, the round the run selected" in (run.path / "report.md").read_text()
 
 
+def test_a_supervised_detector_picks_its_round_on_its_labelled_validation_windows(
+    synthetic_silos, state_dir, one_thread
+) -> None:
+    """Pseudo-anomalies say nothing about a classifier trained on real anomalies: the student's selection
+    score is the average precision on the labelled validation windows, and moves with their labels
+    (validation labels, never test labels); without anomalous validation windows it falls back."""
+    from sklearn.metrics import average_precision_score
+
+    session = SiloSession.open(_settings("distilbert"), f"bgl={synthetic_silos['bgl']}", state_dir)
+    split, detector = session.silo.split, session.detector
+    labels = [w.label for w in split.val]
+    assert set(labels) == {0, 1}, "the synthetic silo's validation part holds both kinds"
+    scores = detector.score(split.val)
+    assert detector.selection_score(split) == pytest.approx(average_precision_score(labels, scores))
+    flipped = Split(split.train, [dataclasses.replace(w, label=1 - w.label) for w in split.val], split.test)
+    assert detector.selection_score(flipped) == pytest.approx(average_precision_score([1 - y for y in labels], scores))
+    normal_only = Split(split.train, [w for w in split.val if w.label == 0], split.test)
+    assert detector._labelled_validation(normal_only) is None and math.isfinite(detector.selection_score(normal_only))
+    pca = SiloSession.open(_settings("pca"), f"bgl={synthetic_silos['bgl']}", state_dir).detector
+    assert pca._labelled_validation(split) is None  # unsupervised detectors never read validation labels
+
+
 def _flip_test_labels(session: SiloSession) -> SiloSession:
     """The same session with every test label flipped (normal <-> anomalous); training and
     validation windows, and the cached silo, are untouched."""

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from fedlog.config import params_from_config
-from fedlog.data.records import NORMAL
+from fedlog.data.records import ANOMALY, NORMAL
 from fedlog.metrics import MIN_VAL_NORMAL, detection_metrics
 from fedlog.windows import Split, Window
 
@@ -68,6 +68,9 @@ class Detector(ABC):
     name: ClassVar[str]
     Params: ClassVar[type]
     THRESHOLD_MODES: ClassVar[tuple[str, ...]] = ("quantile",)  # the first is the base class's quantile
+    # Trains on labelled anomalies (GANFL, the distilled student): pseudo-anomalies say nothing about it,
+    # so its round is chosen on the split's labelled validation windows where they hold both kinds.
+    SUPERVISED: ClassVar[bool] = False
 
     def __init__(self, params: Any, seed: int = 42, device: str = "auto") -> None:
         mode = getattr(params, "threshold_mode", self.THRESHOLD_MODES[0])
@@ -179,16 +182,31 @@ class Detector(ABC):
         the label-free selection score a run picks its round by."""
         threshold = self.threshold(split.val, split.train)
         val_normal = sum(w.label == NORMAL for w in split.val)
+        on_labels = float(self._labelled_validation(split) is not None)
         label_free = {"examples": len(split.test), "val-normal": val_normal, "selection": self.selection_score(split)}
-        return self.evaluate(split.test, threshold) | label_free
+        return self.evaluate(split.test, threshold) | label_free | {"selection-on-labels": on_labels}
+
+    def _labelled_validation(self, split: Split) -> list[Window] | None:
+        """A supervised detector's validation windows when they hold normal and anomalous ones, else None."""
+        labelled = [w for w in split.val if w.label in (NORMAL, ANOMALY)]
+        kinds = {w.label for w in labelled}
+        return labelled if self.SUPERVISED and kinds == {NORMAL, ANOMALY} else None
 
     def selection_score(self, split: Split) -> float:
         """How well the model tells normal validation windows from pseudo-anomalies made from them
-        (AUROC; higher is better), so a run can pick its round without test labels.
+        (AUROC; higher is better), so a run can pick its round without test labels. A supervised
+        detector is scored on its labelled validation windows instead (average precision), when they
+        hold both kinds: it is trained to flag real anomalies, and its pseudo-anomaly AUROC falls as
+        it learns them (the distilled student on the HDFS protocol: 0.79, 0.65, 0.56 over rounds whose
+        test F1 rose 0.62, 0.91, 0.92).
 
         Each normal validation window (training normals when validation has too few) gets one fixed
         corruption: an event replaced by another event of the training vocabulary, an event dropped,
         or an event repeated three times. The same seed gives the same pseudo-anomalies every round."""
+        from sklearn.metrics import average_precision_score, roc_auc_score  # lazily: seconds per ClientApp process
+
+        if (labelled := self._labelled_validation(split)) is not None:
+            return float(average_precision_score([w.label for w in labelled], self.score(labelled)))
         normal = [w for w in split.val if w.label == NORMAL and w.events]
         if len(normal) < MIN_VAL_NORMAL:
             normal = [w for w in split.train if w.label == NORMAL and w.events]
@@ -207,8 +225,6 @@ class Detector(ABC):
             else:
                 events[j:j] = [events[j]] * 2
             pseudo.append(dataclasses.replace(w, events=events))
-        from sklearn.metrics import roc_auc_score  # lazily: sklearn costs seconds per ClientApp process
-
         scores = self.score(normal + pseudo)
         return float(roc_auc_score([0] * len(normal) + [1] * len(pseudo), scores))
 

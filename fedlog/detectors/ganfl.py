@@ -130,6 +130,7 @@ class GANFL(Detector):
     name = "ganfl"
     Params = GANFLParams
     THRESHOLD_MODES = ("separation", "quantile")
+    SUPERVISED = True
 
     def __init__(self, params: GANFLParams, seed: int = 42, device: str = "auto") -> None:
         super().__init__(params, seed, device)
