@@ -105,6 +105,13 @@ def test_variants_repeat_every_row_and_dp_rows_are_tabled_and_plotted_against_ep
     spec.write_text('[compare]\nstrategies = ["fedavg"]\n[compare.variants]\nbad = 3\n')
     with pytest.raises(ValueError, match="table of run-config keys"):
         load_comparison(spec)
+    from fedlog.compare import run_comparison
+    from fedlog.config import default_run_config
+
+    spec.write_text('[compare]\nstrategies = ["fedavg"]\n[compare.variants]\ntypo = { dp.noise-multiplyer = 1.0 }\n')
+    with pytest.raises(ValueError, match="unknown run-config key.*dp.noise-multiplyer"):  # before any run starts
+        run_comparison(tmp_path, default_run_config(), spec, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
 
 
 def test_local_and_pooled_rows_score_every_silo_under_its_federated_name(synthetic_silos, tmp_path, one_thread) -> None:
