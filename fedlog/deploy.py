@@ -221,9 +221,13 @@ def supernode_command(
     extra_config: Mapping[str, str] | None = None,
 ) -> list[str]:
     """``flower-supernode`` for one silo: verifies the SuperLink with the CA and signs in with its key.
-    Its ClientApp tasks are launched by ``launcher_command`` on the same host (``--isolation process``)."""
+    Its ClientApp tasks are launched by ``launcher_command`` on the same host (``--isolation process``).
+    Started through ``fedlog.forkexec supernode``, which shortens the SuperNode's fixed 3 s idle wait."""
     cmd = [
-        "flower-supernode",
+        sys.executable,
+        "-m",
+        "fedlog.forkexec",
+        "supernode",
         "--superlink",
         superlink,
         "--node-config",

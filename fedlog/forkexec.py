@@ -9,6 +9,13 @@ has already imported those libraries. The child is still a fresh process per mes
 without any of the app's own modules (they load from the run's FAB, as in Flower's isolation), so
 what a message computes is unchanged; only the import time goes.
 
+Flower's own waits on that path are sized for a busy fleet, not for one message per round: the
+SuperNode sleeps 3 s between polls of the SuperLink when idle and 0.5 s while it waits for a reply, and
+a SuperNode or ClientApp that asks for a message before all of it has arrived backs off for 1 s, then 2 s.
+Flower has no setting for them, so ``python -m fedlog.forkexec supernode ARGS`` runs ``flower-supernode
+ARGS`` with every wait in its loop capped at ``POLL_S``, and both retry a pull first after ``POLL_S``.
+Neither changes what is sent or computed, only how soon it is noticed.
+
 Run it beside a SuperNode: ``python -m fedlog.forkexec --runtime-api-address 127.0.0.1:9094``
 (``fedlog supernode`` and the loopback federation do).
 """
@@ -21,10 +28,12 @@ import importlib
 import os
 import sys
 import time
+import types
 
 from flwr.proto.runtime_pb2 import AcquireTaskRequest  # pylint: disable=E0611
 from flwr.supercore.app_utils import start_parent_process_monitor
 from flwr.supercore.constant import TaskType
+from flwr.supercore.inflatable import inflatable_utils
 from flwr.supercore.interceptors import RuntimeVersionHttpInterceptor
 from flwr.supercore.retry import make_simple_http_retry_invoker
 from flwr.supercore.runtime import RuntimeHttpClient
@@ -43,7 +52,15 @@ WARM_MODULES = (
     "drain3",
 )
 APP_PACKAGES = {"fedlog", "clients", "strategies", "client_app", "server_app"}
-POLL_S = 0.2  # Flower's SuperExec polls every 1 s
+POLL_S = 0.2  # Flower's SuperExec polls every 1 s, its SuperNode every 3 s when idle
+
+
+def retry_pulls_soon() -> None:
+    """Flower retries a message's object that is not there yet after 1 s, 2 s, 4 s...; here it is mostly
+    a moment away (still on its way from the ServerApp or the SuperLink), so the first retry comes after
+    ``POLL_S``. The backoff still doubles up to Flower's cap, so a slow link gives up no sooner."""
+    for pull in (inflatable_utils.pull_objects, inflatable_utils.pull_and_inflate_object_from_tree):
+        pull.__kwdefaults__["initial_backoff"] = POLL_S
 
 
 class ForkingExecutor(SubprocessExecutor):
@@ -61,6 +78,7 @@ class ForkingExecutor(SubprocessExecutor):
             try:
                 for name in [m for m in sys.modules if m.split(".")[0] in APP_PACKAGES]:
                     del sys.modules[name]  # the app's code comes from the run's FAB, not from this process
+                retry_pulls_soon()
                 run_clientapp(spec.runtime_api_address, spec.token, spec.insecure, None, spec.parent_pid)
                 code = 0
             except SystemExit as done:  # run_clientapp ends with flwr_exit
@@ -109,7 +127,24 @@ def serve(runtime_api_address: str, parent_pid: int | None = None) -> None:
         client.close()
 
 
+def supernode(argv: list[str]) -> None:
+    """``flower-supernode ARGV`` whose loop waits at most ``POLL_S`` between polls (its only use of ``time``)."""
+    from flwr.supernode import start_client_internal
+    from flwr.supernode.cli import flower_supernode
+
+    clock = types.ModuleType("time")
+    clock.__dict__.update(vars(time))
+    clock.sleep = lambda seconds: time.sleep(min(seconds, POLL_S))
+    start_client_internal.time = clock
+    retry_pulls_soon()
+    sys.argv = ["flower-supernode", *argv]
+    flower_supernode()
+
+
 def main() -> None:
+    if sys.argv[1:2] == ["supernode"]:
+        supernode(sys.argv[2:])
+        return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runtime-api-address", default="127.0.0.1:9094")
     parser.add_argument("--parent-pid", type=int, default=None, help="exit when this process (the SuperNode) does")
