@@ -9,12 +9,12 @@ has already imported those libraries. The child is still a fresh process per mes
 without any of the app's own modules (they load from the run's FAB, as in Flower's isolation), so
 what a message computes is unchanged; only the import time goes.
 
-Flower's own waits on that path are sized for a busy fleet, not for one message per round: the
-SuperNode sleeps 3 s between polls of the SuperLink when idle and 0.5 s while it waits for a reply, and
-a SuperNode or ClientApp that asks for a message before all of it has arrived backs off for 1 s, then 2 s.
-Flower has no setting for them, so ``python -m fedlog.forkexec supernode ARGS`` runs ``flower-supernode
-ARGS`` with every wait in its loop capped at ``POLL_S``, and both retry a pull first after ``POLL_S``.
-Neither changes what is sent or computed, only how soon it is noticed.
+Flower's own waits on that path have no setting: the SuperNode sleeps 3 s between polls of the
+SuperLink when idle and 0.5 s while it waits for a reply, and a pull of a message that has not fully
+arrived first retries after 1 s. ``python -m fedlog.forkexec supernode ARGS`` runs ``flower-supernode
+ARGS`` with every sleep of its loop capped at ``POLL_S``, and the SuperNode and each forked ClientApp
+retry a pull first after ``POLL_S`` (``fedlog.deploy``). What is sent and computed is unchanged, only
+how soon it is noticed.
 
 Run it beside a SuperNode: ``python -m fedlog.forkexec --runtime-api-address 127.0.0.1:9094``
 (``fedlog supernode`` and the loopback federation do).
@@ -33,7 +33,6 @@ import types
 from flwr.proto.runtime_pb2 import AcquireTaskRequest  # pylint: disable=E0611
 from flwr.supercore.app_utils import start_parent_process_monitor
 from flwr.supercore.constant import TaskType
-from flwr.supercore.inflatable import inflatable_utils
 from flwr.supercore.interceptors import RuntimeVersionHttpInterceptor
 from flwr.supercore.retry import make_simple_http_retry_invoker
 from flwr.supercore.runtime import RuntimeHttpClient
@@ -41,6 +40,8 @@ from flwr.supercore.superexec.executor.subprocess_executor import SubprocessExec
 from flwr.supercore.superexec.executor.types import ExecutionSpec, LaunchResult
 from flwr.supercore.superexec.plugin import AutoExecPlugin
 from flwr.supernode.runtime.run_clientapp import run_clientapp
+
+from fedlog.deploy import POLL_S, retry_pulls_soon
 
 # Imported before the first fork: what makes a ClientApp process slow to start, and nothing of the app.
 WARM_MODULES = (
@@ -52,15 +53,6 @@ WARM_MODULES = (
     "drain3",
 )
 APP_PACKAGES = {"fedlog", "clients", "strategies", "client_app", "server_app"}
-POLL_S = 0.2  # Flower's SuperExec polls every 1 s, its SuperNode every 3 s when idle
-
-
-def retry_pulls_soon() -> None:
-    """Flower retries a message's object that is not there yet after 1 s, 2 s, 4 s...; here it is mostly
-    a moment away (still on its way from the ServerApp or the SuperLink), so the first retry comes after
-    ``POLL_S``. The backoff still doubles up to Flower's cap, so a slow link gives up no sooner."""
-    for pull in (inflatable_utils.pull_objects, inflatable_utils.pull_and_inflate_object_from_tree):
-        pull.__kwdefaults__["initial_backoff"] = POLL_S
 
 
 class ForkingExecutor(SubprocessExecutor):
@@ -78,7 +70,6 @@ class ForkingExecutor(SubprocessExecutor):
             try:
                 for name in [m for m in sys.modules if m.split(".")[0] in APP_PACKAGES]:
                     del sys.modules[name]  # the app's code comes from the run's FAB, not from this process
-                retry_pulls_soon()
                 run_clientapp(spec.runtime_api_address, spec.token, spec.insecure, None, spec.parent_pid)
                 code = 0
             except SystemExit as done:  # run_clientapp ends with flwr_exit
@@ -101,6 +92,7 @@ def serve(runtime_api_address: str, parent_pid: int | None = None) -> None:
     """Warm up, then launch every ClientApp task the SuperNode hands out (the loopback Runtime API)."""
     for module in WARM_MODULES:
         importlib.import_module(module)
+    retry_pulls_soon()  # for every ClientApp forked from here
     if parent_pid is not None:
         start_parent_process_monitor(parent_pid)
     executor = ForkingExecutor()
