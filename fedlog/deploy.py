@@ -285,11 +285,13 @@ def shell(cmd: Sequence[str]) -> str:
 # A simulation's in-memory grid asks every 0.1 s. These shorten them; what is sent and computed is unchanged.
 
 
-def retry_pulls_soon() -> None:
-    """The first retry of an object pull after ``POLL_S``; the backoff still doubles up to Flower's cap,
-    so a slow link gives up no sooner."""
+def retry_pulls_soon(cap: float | None = None) -> None:
+    """The first retry of an object pull after ``POLL_S``, then doubling up to ``cap`` (Flower's 10 s by
+    default, so a slow link gives up no sooner)."""
     for pull in (inflatable_utils.pull_objects, inflatable_utils.pull_and_inflate_object_from_tree):
         pull.__kwdefaults__["initial_backoff"] = POLL_S
+        if cap is not None:
+            pull.__kwdefaults__["backoff_cap"] = cap
 
 
 def prompt_grid(grid: Grid) -> Grid:

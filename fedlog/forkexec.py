@@ -92,7 +92,9 @@ def serve(runtime_api_address: str, parent_pid: int | None = None) -> None:
     """Warm up, then launch every ClientApp task the SuperNode hands out (the loopback Runtime API)."""
     for module in WARM_MODULES:
         importlib.import_module(module)
-    retry_pulls_soon()  # for every ClientApp forked from here
+    # A forked ClientApp pulls its message from its own SuperNode, which may still be fetching it from the
+    # SuperLink for seconds: retrying at least every second overshoots that by less than Flower's doubling.
+    retry_pulls_soon(cap=1.0)
     if parent_pid is not None:
         start_parent_process_monitor(parent_pid)
     executor = ForkingExecutor()
