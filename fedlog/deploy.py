@@ -33,7 +33,6 @@ from flwr.proto.node_pb2 import NodeInfo  # pylint: disable=E0611
 from flwr.serverapp import Grid
 from flwr.supercore.inflatable import inflatable_utils
 from flwr.supercore.run import Run
-from flwr.superlink.grid import HttpGrid
 
 LOOPBACK = ("localhost", "127.0.0.1", "::1")  # the SuperLink's own ServerApp runtime dials it locally
 NAME_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
@@ -296,6 +295,8 @@ def retry_pulls_soon(cap: float | None = None) -> None:
 
 def prompt_grid(grid: Grid) -> Grid:
     """The ServerApp's grid for a deployed run (``PromptGrid``); a simulation's grid as it is."""
+    from flwr.superlink.grid import HttpGrid  # imports the SuperLink's database layer: only here
+
     if not isinstance(grid, HttpGrid):
         return grid
     retry_pulls_soon()
