@@ -7,6 +7,7 @@ from flwr.serverapp import Grid, ServerApp
 
 from fedlog import protocol
 from fedlog.config import RunSettings
+from fedlog.deploy import prompt_grid
 from fedlog.rundir import RunDirectory
 from fedlog.session import new_detector
 from strategies import build_strategy
@@ -16,6 +17,7 @@ app = ServerApp()
 
 @app.main()
 def main(grid: Grid, context: Context) -> None:
+    grid = prompt_grid(grid)
     settings = RunSettings.from_flat(context.run_config)
     run = RunDirectory.create(settings.output_dir, f"{settings.detector}-{settings.strategy}", settings.raw)
     print(f"[fedlog] run directory: {run.path}", flush=True)

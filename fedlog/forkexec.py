@@ -9,6 +9,13 @@ has already imported those libraries. The child is still a fresh process per mes
 without any of the app's own modules (they load from the run's FAB, as in Flower's isolation), so
 what a message computes is unchanged; only the import time goes.
 
+Flower's own waits on that path have no setting: the SuperNode sleeps 3 s between polls of the
+SuperLink when idle and 0.5 s while it waits for a reply, and a pull of a message that has not fully
+arrived first retries after 1 s. ``python -m fedlog.forkexec supernode ARGS`` runs ``flower-supernode
+ARGS`` with every sleep of its loop capped at ``POLL_S``, and the SuperNode and each forked ClientApp
+retry a pull first after ``POLL_S`` (``fedlog.deploy``). What is sent and computed is unchanged, only
+how soon it is noticed.
+
 Run it beside a SuperNode: ``python -m fedlog.forkexec --runtime-api-address 127.0.0.1:9094``
 (``fedlog supernode`` and the loopback federation do).
 """
@@ -21,6 +28,7 @@ import importlib
 import os
 import sys
 import time
+import types
 
 from flwr.proto.runtime_pb2 import AcquireTaskRequest  # pylint: disable=E0611
 from flwr.supercore.app_utils import start_parent_process_monitor
@@ -33,6 +41,8 @@ from flwr.supercore.superexec.executor.types import ExecutionSpec, LaunchResult
 from flwr.supercore.superexec.plugin import AutoExecPlugin
 from flwr.supernode.runtime.run_clientapp import run_clientapp
 
+from fedlog.deploy import POLL_S, retry_pulls_soon
+
 # Imported before the first fork: what makes a ClientApp process slow to start, and nothing of the app.
 WARM_MODULES = (
     "torch",
@@ -43,7 +53,6 @@ WARM_MODULES = (
     "drain3",
 )
 APP_PACKAGES = {"fedlog", "clients", "strategies", "client_app", "server_app"}
-POLL_S = 0.2  # Flower's SuperExec polls every 1 s
 
 
 class ForkingExecutor(SubprocessExecutor):
@@ -83,6 +92,9 @@ def serve(runtime_api_address: str, parent_pid: int | None = None) -> None:
     """Warm up, then launch every ClientApp task the SuperNode hands out (the loopback Runtime API)."""
     for module in WARM_MODULES:
         importlib.import_module(module)
+    # A forked ClientApp pulls its message from its own SuperNode, which may still be fetching it from the
+    # SuperLink for seconds: retrying at least every second overshoots that by less than Flower's doubling.
+    retry_pulls_soon(cap=1.0)
     if parent_pid is not None:
         start_parent_process_monitor(parent_pid)
     executor = ForkingExecutor()
@@ -109,7 +121,24 @@ def serve(runtime_api_address: str, parent_pid: int | None = None) -> None:
         client.close()
 
 
+def supernode(argv: list[str]) -> None:
+    """``flower-supernode ARGV`` whose loop waits at most ``POLL_S`` between polls (its only use of ``time``)."""
+    from flwr.supernode import start_client_internal
+    from flwr.supernode.cli import flower_supernode
+
+    clock = types.ModuleType("time")
+    clock.__dict__.update(vars(time))
+    clock.sleep = lambda seconds: time.sleep(min(seconds, POLL_S))
+    start_client_internal.time = clock
+    retry_pulls_soon()
+    sys.argv = ["flower-supernode", *argv]
+    flower_supernode()
+
+
 def main() -> None:
+    if sys.argv[1:2] == ["supernode"]:
+        supernode(sys.argv[2:])
+        return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runtime-api-address", default="127.0.0.1:9094")
     parser.add_argument("--parent-pid", type=int, default=None, help="exit when this process (the SuperNode) does")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from conftest import TINY_FASTLOGAD
@@ -41,6 +42,31 @@ def test_certs_cover_the_hosts_and_node_keys_are_openssh_p384(tmp_path) -> None:
         deploy.make_certs(tmp_path, ["x"], [])  # an existing CA is never silently replaced
     assert "--insecure" not in deploy.superlink_command(paths)
     assert "--enable-supernode-auth" in deploy.superlink_command(paths)
+
+
+class _OneReplyPerPull:
+    """A grid whose replies come in one per pull, in order (with the one field PromptGrid reads)."""
+
+    def __init__(self, answers: bool = True) -> None:
+        self.answers, self.pulls = answers, 0
+
+    def push_messages(self, messages: list[str]) -> list[str]:
+        return [f"m{i}" for i, _ in enumerate(messages)]
+
+    def pull_messages(self, ids: set[str]) -> list[SimpleNamespace]:
+        self.pulls += 1
+        first = sorted(ids)[:1] if self.answers else []
+        return [SimpleNamespace(metadata=SimpleNamespace(reply_to_message_id=i)) for i in first]
+
+
+def test_a_deployed_grid_collects_every_reply_and_stops_at_the_timeout() -> None:
+    grid = _OneReplyPerPull()
+    replies = deploy.PromptGrid(grid, poll_s=0.01).send_and_receive(["a", "b", "c"])
+    assert [r.metadata.reply_to_message_id for r in replies] == ["m0", "m1", "m2"] and grid.pulls == 3
+    started = time.time()
+    assert list(deploy.PromptGrid(_OneReplyPerPull(answers=False), 0.01).send_and_receive(["a"], timeout=0.1)) == []
+    assert time.time() - started < 1
+    assert deploy.prompt_grid(grid) is grid  # only Flower's HttpGrid (a deployed run) is wrapped
 
 
 def test_loopback_uses_the_callers_federation_key_or_makes_one(tmp_path, monkeypatch) -> None:
