@@ -238,10 +238,7 @@ def plot(runs: Mapping[str, Sequence[dict[str, Any]]], out: Path) -> list[Path]:
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylim(0, 1)
     ax.legend(fontsize=7)
-    f1_path = out / "f1_per_round.png"
-    fig.tight_layout()
-    fig.savefig(f1_path, dpi=110)
-    plt.close(fig)
+    f1_path = _save(fig, out / "f1_per_round.png")
 
     weighed = {n: rs for n, rs in ok.items() if any(r["weights"] for r in rs[0]["rounds"])}
     fig, axes = plt.subplots(1, max(1, len(weighed)), figsize=(3.2 * max(1, len(weighed)), 3.4), squeeze=False)
@@ -256,10 +253,7 @@ def plot(runs: Mapping[str, Sequence[dict[str, Any]]], out: Path) -> list[Path]:
         ax.legend(fontsize=7)
     axes[0][0].set_ylabel("aggregation weight")
     fig.suptitle("Client weights per round (federated rows, first seed)")
-    weights_path = out / "client_weights.png"
-    fig.tight_layout()
-    fig.savefig(weights_path, dpi=110)
-    plt.close(fig)
+    weights_path = _save(fig, out / "client_weights.png")
     return [f1_path, weights_path]
 
 
@@ -281,7 +275,10 @@ def plot_privacy(table: Mapping[str, Mapping[str, Any]], out: Path) -> Path | No
     ax.set(title="Overall F1 against epsilon (per silo, all rounds)", xlabel="epsilon", ylabel="F1", xscale="log")
     ax.set_ylim(0, 1)
     ax.legend(fontsize=7)
-    path = out / "f1_vs_epsilon.png"
+    return _save(fig, out / "f1_vs_epsilon.png")
+
+
+def _save(fig: plt.Figure, path: Path) -> Path:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
