@@ -8,6 +8,7 @@ from flwr.clientapp import ClientApp
 from clients.audit import audit_mod
 from clients.errors import error_mod
 from clients.privacy import clipping_mod
+from clients.secagg import secagg_mod
 from clients.sessions import session_for
 from fedlog import protocol
 from fedlog.config import RunSettings
@@ -15,8 +16,9 @@ from fedlog.parse.hashing import federation_key
 from fedlog.session import SiloSession
 
 # audit_mod (FEDLOG_AUDIT_DIR) logs every reply as it leaves; error_mod turns any exception into a text-free code;
-# clipping_mod clips a train reply's update when dp.mode asks for client-side clipping, and passes otherwise.
-app = ClientApp(mods=[audit_mod, error_mod, clipping_mod])
+# clipping_mod clips a train reply's update when dp.mode asks for client-side clipping, and passes otherwise;
+# secagg_mod runs Flower's SecAgg+ stages when the server started one (secagg.enabled), and passes otherwise.
+app = ClientApp(mods=[audit_mod, error_mod, clipping_mod, secagg_mod])
 
 
 def _session(context: Context) -> tuple[SiloSession, int]:

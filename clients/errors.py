@@ -21,6 +21,7 @@ from flwr.app import Context, Error, Message
 from flwr.clientapp.typing import ClientAppCallable
 
 from fedlog.parse.hashing import FederationKeyMissing
+from fedlog.secagg import SecAggRangeError
 from fedlog.silo import default_state_dir
 
 log = logging.getLogger("fedlog.client")
@@ -29,10 +30,12 @@ log = logging.getLogger("fedlog.client")
 INTERNAL = 100
 BAD_INPUT = 101
 MISSING_KEY = 102
+SECAGG_RANGE = 103
 CODES = {
     INTERNAL: "internal error",
     BAD_INPUT: "bad input or configuration",
     MISSING_KEY: "no federation key",
+    SECAGG_RANGE: "update outside secagg.clipping-range or secagg.max-weight",
 }
 ERROR_LOG = "client-errors.log"
 
@@ -41,6 +44,8 @@ def error_code(err: Exception) -> int:
     """The code an exception is reported as: its kind, never its text."""
     if isinstance(err, FederationKeyMissing):
         return MISSING_KEY
+    if isinstance(err, SecAggRangeError):
+        return SECAGG_RANGE
     if isinstance(err, ValueError | LookupError | OSError):
         return BAD_INPUT  # SiloError, unreadable files, unknown config keys and parameters
     return INTERNAL

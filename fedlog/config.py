@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 from fedlog.data.custom import CUSTOM, CustomFormat
 from fedlog.data.synthetic import SYNTHETIC_SILOS, SyntheticSpec, generate_silos
 from fedlog.privacy import PrivacyParams
+from fedlog.secagg import SecAggParams
 from fedlog.silo import SiloSource, default_state_dir
 from fedlog.windows import SplitSpec
 
@@ -99,11 +100,13 @@ class RunSettings:
     explain_top_n: int = 10
     split: SplitSpec = field(default_factory=SplitSpec)
     privacy: PrivacyParams = field(default_factory=PrivacyParams)  # dp.*: differential privacy
-    secagg: bool = False  # SecAgg+ asked for: refused at server start (see strategies.refusals)
+    secagg: SecAggParams = field(default_factory=SecAggParams)  # secagg.*: Flower's SecAgg+
 
     @classmethod
     def from_flat(cls, config: Mapping[str, Any]) -> RunSettings:
         c = dict(config)
+        if "secagg" in c:  # the key of earlier fedlog versions: ignoring it would run without the protection asked for
+            raise KeyError("run-config key 'secagg' is now 'secagg.enabled'")
         return cls(
             raw=c,
             num_rounds=int(c.get("num-server-rounds", 3)),
@@ -131,7 +134,7 @@ class RunSettings:
                 anomalies_to_test=bool(c.get("split.anomalies-to-test", False)),
             ),
             privacy=params_from_config("dp", PrivacyParams, c),
-            secagg=bool(c.get("secagg", False)),
+            secagg=params_from_config("secagg", SecAggParams, c),
         )
 
     @property

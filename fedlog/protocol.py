@@ -7,6 +7,12 @@ A server instruction carries ``arrays`` (the global model) and ``config``
 records), and as the message needs it ``arrays``, ``histogram`` (hashed event
 ids and counts) and ``explanation`` (SHAP numbers over hashed ids). Nothing
 else is sent: no template, no raw line, no path. docs/DESIGN.md has the table.
+
+Under SecAgg+ a train exchange speaks Flower's legacy layout instead, because Flower's
+``SecAggPlusWorkflow`` and ``secaggplus_mod`` read nothing else: the instruction as ``fitins.*``
+(parameters without names, so ``array-names`` rides in the config) and the reply as ``fitres.*``,
+whose parameters the mod replaces by their masked form; the silo and the metrics travel in
+``fitres.metrics``, without the update's norm and without a histogram. The translations live here too.
 """
 
 from __future__ import annotations
@@ -15,7 +21,9 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
-from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
+from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
+from flwr.common import Code, FitIns, FitRes, Status, bytes_to_ndarray
+from flwr.compat.common import recorddict_compat as legacy
 
 from fedlog.explain.shap_ids import IdExplanation
 
@@ -32,6 +40,7 @@ SERVER_ROUND = "server-round"
 LOCAL_EPOCHS = "local-epochs"
 PROXIMAL_MU = "proximal-mu"  # set by Flower's FedProx
 EXPLAIN = "explain"
+ARRAY_NAMES = "array-names"  # SecAgg+ only: the legacy parameters carry no names
 
 # client -> server metric keys every strategy may weigh by
 NUM_EXAMPLES = "num-examples"
@@ -131,3 +140,45 @@ def explanation_of(msg: Message) -> dict[str, Any] | None:
         "counts": np.asarray(record["counts"], dtype=float).reshape(shape),
         "base": np.asarray(record["base"], dtype=float),
     }
+
+
+# -- SecAgg+: Flower's legacy layout -------------------------------------------------------------
+
+SILO_FORMAT = "silo-format"  # in fitres.metrics, beside the metrics
+SILO_PARTITION = "silo-partition"
+
+
+def to_fitins(instruction: Message) -> FitIns:
+    """Server: a train instruction as the FitIns Flower's SecAgg+ workflow sends."""
+    arrays = instruction.content[ARRAYS]
+    config = dict(instruction.content[CONFIG]) | {ARRAY_NAMES: list(arrays.keys())}
+    return FitIns(parameters=legacy.arrayrecord_to_parameters(arrays, keep_input=True), config=config)
+
+
+def from_fitins(content: RecordDict) -> RecordDict:
+    """Client: the ``fitins.*`` records a SecAgg+ stage carries, as the instruction ``train`` reads."""
+    config = dict(content.config_records["fitins.config"])
+    names = config.pop(ARRAY_NAMES)
+    values = legacy.arrayrecord_to_parameters(content.array_records["fitins.parameters"], keep_input=True)
+    arrays = {name: Array(bytes_to_ndarray(data)) for name, data in zip(names, values.tensors, strict=True)}
+    return RecordDict({ARRAYS: ArrayRecord(arrays), CONFIG: ConfigRecord(config)})
+
+
+def to_fitres(reply: Message) -> RecordDict:
+    """Client: a train reply as the ``fitres.*`` records ``secaggplus_mod`` masks (histogram left out)."""
+    metrics = {k: v for k, v in metrics_of(reply).items() if k != UPDATE_NORM}  # the update stays hidden, so its norm
+    silo = reply.content.config_records[SILO]
+    fitres = FitRes(
+        status=Status(code=Code.OK, message=""),
+        parameters=legacy.arrayrecord_to_parameters(reply.content[ARRAYS], keep_input=True),
+        num_examples=int(metrics[NUM_EXAMPLES]),
+        metrics=metrics | {SILO_FORMAT: str(silo["format"]), SILO_PARTITION: int(silo["partition"])},
+    )
+    return legacy.fitres_to_recorddict(fitres, keep_input=True)
+
+
+def from_fitres(fitres: FitRes) -> tuple[str, dict[str, float]]:
+    """Server: the silo label (``partition:format``) and the metrics of one SecAgg+ reply."""
+    metrics = dict(fitres.metrics)
+    label = f"{metrics.pop(SILO_PARTITION)}:{metrics.pop(SILO_FORMAT)}"
+    return label, {k: float(v) for k, v in metrics.items()}

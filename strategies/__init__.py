@@ -51,6 +51,8 @@ def build_strategy(settings: RunSettings, run: RunDirectory, round_offset: int =
         explain_every=settings.explain_every,
         explain_top_n=settings.explain_top_n,
         privacy=settings.privacy,
+        secagg=settings.secagg,
+        round_timeout=settings.round_timeout,
     )
     nodes = settings.min_nodes
     defaults = {

@@ -18,7 +18,11 @@
   back through ``restore_state()`` on resume, so the run directory knows no
   strategy by name;
 - with ``dp.mode`` on, hands the screened replies to Flower's DP wrapper
-  (strategies/privacy.py) instead of ``_aggregate`` and records the epsilon spent.
+  (strategies/privacy.py) instead of ``_aggregate`` and records the epsilon spent;
+- with ``secagg.enabled``, runs each round's train exchange as Flower's SecAgg+
+  (strategies/secagg.py) inside ``configure_train`` and records its per-silo
+  metrics and the one weighted mean it yields: there is no update of a silo to
+  screen, weigh or name.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
-from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord
+from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MetricRecord
 from flwr.serverapp import Grid
 from flwr.superlink.grid import InMemoryGrid
 
@@ -37,11 +41,15 @@ from fedlog import protocol
 from fedlog.explain.plots import plot_explanations
 from fedlog.privacy import PrivacyParams
 from fedlog.rundir import RunDirectory
+from fedlog.secagg import SecAggParams
 from strategies.common import NodesMissing, decode, screen, to_numpy, wait_for_nodes
 from strategies.explanations import explain_round, merge_explanations
 from strategies.privacy import DifferentialPrivacy
+from strategies.secagg import SecureResult, SecureRound
 
 NO_REPLY = "no reply within round-timeout"
+NO_MASKED_UPDATE = "no masked update (the client failed or timed out during SecAgg+)"
+SECURE = "secagg: only the weighted sum of the silos' parameters reached the server"
 PRIVACY = "privacy"  # rounds.jsonl, summary.json and the persisted state: the DP ledger
 SIMULATION_SETTLE_S = 10.0  # a simulation registers all its nodes before Ray starts: a second or two
 
@@ -72,6 +80,8 @@ class RunOptions:
     explain_every: int = 0
     explain_top_n: int = 10
     privacy: PrivacyParams = field(default_factory=PrivacyParams)  # dp.*: off unless the run config asks
+    secagg: SecAggParams = field(default_factory=SecAggParams)  # secagg.*: off unless the run config asks
+    round_timeout: float | None = None  # how long SecAgg+ waits at each of its stages (None: for every reply)
 
 
 def reply_bytes(msg: Message) -> int:
@@ -99,6 +109,8 @@ class FedlogStrategy:
             if options.privacy.enabled
             else None
         )
+        self.secure = SecureRound(options.secagg, options.round_timeout) if options.secagg.enabled else None
+        self._secure_result: SecureResult | None = None
         self.global_arrays: dict[str, np.ndarray] | None = None
         self.final_eval: dict[str, dict[str, float]] = {}
         self.round_info: dict[str, Any] = {}  # per silo: what the aggregation weighed it by
@@ -151,6 +163,9 @@ class FedlogStrategy:
         self._sent = list(sample(server_round, arrays, config, grid))
         for msg in self._sent:
             msg.content[protocol.CONFIG][protocol.SERVER_ROUND] = self._round(server_round)
+        if self.secure is not None:  # the SecAgg+ stages are this round's train exchange: Flower's loop sends nothing
+            self._secure_result = self.secure.run(grid, self._sent, self._round(server_round), self.global_arrays)
+            return []
         return self._sent
 
     def configure_evaluate(
@@ -164,7 +179,25 @@ class FedlogStrategy:
     def aggregate_train(
         self, server_round: int, replies: Iterable[Message]
     ) -> tuple[ArrayRecord | None, MetricRecord | None]:
-        replies = list(replies)
+        if self.secure is not None:
+            silos, arrays, metrics = self._secure_train()
+        else:
+            silos, arrays, metrics = self._train(server_round, list(replies))
+        round_idx = self._round(server_round)
+        if arrays is not None:
+            self.run.save_parameters(round_idx, arrays.to_torch_state_dict())
+        state = dict(self.persisted_state())
+        self._pending = {"round": round_idx, "silos": silos, "aggregated": arrays is not None}
+        if self.privacy is not None:
+            state |= {PRIVACY: self.privacy.state()}
+            self._pending[PRIVACY] = self.privacy.record()
+        self.run.save_strategy_state(round_idx, state)
+        return arrays, metrics
+
+    def _train(
+        self, server_round: int, replies: list[Message]
+    ) -> tuple[dict[str, dict[str, Any]], ArrayRecord | None, MetricRecord | None]:
+        """Per-silo records and the aggregate of a round whose replies carry each silo's update."""
         self._learn_names(replies)
         silos: dict[str, dict[str, Any]] = {}
         for msg in replies:
@@ -178,16 +211,27 @@ class FedlogStrategy:
             silos.setdefault(name, {})["aggregation"] = info
         for name, reason in self._dropped(replies).items():
             silos.setdefault(name, {})["dropped"] = reason
-        round_idx = self._round(server_round)
-        if arrays is not None:
-            self.run.save_parameters(round_idx, arrays.to_torch_state_dict())
-        state = dict(self.persisted_state())
-        self._pending = {"round": round_idx, "silos": silos, "aggregated": arrays is not None}
-        if self.privacy is not None:
-            state |= {PRIVACY: self.privacy.state()}
-            self._pending[PRIVACY] = self.privacy.record()
-        self.run.save_strategy_state(round_idx, state)
-        return arrays, metrics
+        return silos, arrays, metrics
+
+    def _secure_train(self) -> tuple[dict[str, dict[str, Any]], ArrayRecord | None, None]:
+        """Per-silo records and the aggregate of a SecAgg+ round: metrics per silo, one mean for all."""
+        result, self.rejected, self.round_info = self._secure_result, {}, {}
+        assert result is not None, "configure_train runs the SecAgg+ exchange before aggregate_train"
+        for node, (label, _) in result.silos.items():
+            self._labels[node] = label
+        silos: dict[str, dict[str, Any]] = {
+            self._name(node): {"train": metrics, "aggregation": SECURE} for node, (_, metrics) in result.silos.items()
+        }
+        for node in sorted(set(result.sampled) - set(result.silos)):
+            silos[self._name(node)] = {"dropped": NO_MASKED_UPDATE}
+        reason = screen(result.mean, self.global_arrays) if result.mean is not None else "SecAgg+ yielded no aggregate"
+        if len(result.silos) < max(1, self.min_train_nodes):
+            reason = f"only {len(result.silos)} masked updates (< min-train-nodes)"
+        if reason is not None:
+            self.rejected["round"] = f"{reason}: kept the global model"
+            silos["round"] = {"rejected": self.rejected["round"]}
+            return silos, None, None
+        return silos, ArrayRecord({k: Array(v) for k, v in result.mean.items()}), None
 
     def _screen_and_aggregate(
         self, server_round: int, replies: list[Message]

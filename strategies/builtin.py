@@ -58,7 +58,10 @@ class FedAdamStrategy(FedlogStrategy, FedAdam):
         "mean of clipped updates (the step divides by a running second moment), so the noise would not "
         "bound what one silo's update changes"
     )
-    secagg_refusal = None  # its server step needs only the mean update
+    secagg_refusal = (
+        "fedlog's SecAgg+ round yields the weighted mean of the parameters, and FedAdam's adaptive server step "
+        "is not applied to it"
+    )
 
     def __init__(self, params: FedAdamParams, **kwargs: Any) -> None:
         super().__init__(

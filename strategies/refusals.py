@@ -8,10 +8,9 @@ from collections.abc import Mapping
 from fedlog.config import RunSettings
 from strategies.base import FedlogStrategy
 
-SECAGG_UNAVAILABLE = (
-    "Flower 1.42 runs SecAgg+ (SecAggPlusWorkflow with secaggplus_mod) only on its legacy workflow API "
-    "(a LegacyContext, a legacy strategy's configure_fit/aggregate_fit and FitRes-shaped replies), not on "
-    "the Message-API ServerApp and strategies fedlog runs, so fedlog cannot offer it yet"
+SECAGG_WITH_DP = (
+    "fedlog's DP path checks each silo's clipped update on the server (strategies/privacy.py), and SecAgg+ "
+    "shows the server only their sum; run one or the other"
 )
 
 
@@ -29,7 +28,12 @@ def check_combination(settings: RunSettings, registry: Mapping[str, type[FedlogS
             f"dp.mode={dp.mode!r} cannot wrap strategy {name!r}: {cls.dp_refusal}. "
             f"Differential privacy works with: {allowed}"
         )
-    if settings.secagg:
+    if settings.secagg.enabled:
         if cls.secagg_refusal is not None:
-            raise RefusedCombination(f"secagg cannot be used with strategy {name!r}: {cls.secagg_refusal}")
-        raise RefusedCombination(f"secagg: {SECAGG_UNAVAILABLE}")
+            allowed = ", ".join(n for n, c in registry.items() if c.secagg_refusal is None)
+            raise RefusedCombination(
+                f"secagg.enabled cannot be used with strategy {name!r}: {cls.secagg_refusal}. SecAgg+ works with: "
+                f"{allowed}"
+            )
+        if dp.enabled:
+            raise RefusedCombination(f"secagg.enabled cannot be combined with dp.mode={dp.mode!r}: {SECAGG_WITH_DP}")

@@ -50,9 +50,11 @@ def test_a_bad_silo_replies_with_the_input_code_and_no_text(no_key, monkeypatch,
 
 
 def test_error_codes_follow_the_kind_of_failure() -> None:
-    from clients.errors import BAD_INPUT, CODES, INTERNAL, MISSING_KEY, error_code, reason
+    from clients.errors import BAD_INPUT, CODES, INTERNAL, MISSING_KEY, SECAGG_RANGE, error_code, reason
+    from fedlog.secagg import SecAggRangeError
 
     assert error_code(FederationKeyMissing("x")) == MISSING_KEY
+    assert error_code(SecAggRangeError("x")) == SECAGG_RANGE
     assert error_code(FileNotFoundError("/a/b")) == error_code(KeyError("k")) == BAD_INPUT
     assert error_code(RuntimeError("boom")) == error_code(ZeroDivisionError()) == INTERNAL
     assert len({reason(c) for c in CODES}) == len(CODES)
