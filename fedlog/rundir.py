@@ -148,6 +148,7 @@ class RunDirectory:
             f"{summary['rounds']} round(s), wall time {summary['wall_time_s']} s.",
             *_selection_lines(summary),
             *_privacy_lines(summary),
+            *_secagg_lines(params),
             "Thresholds are set on normal validation windows only; test labels are used "
             "only to score the final figures below.",
             "",
@@ -241,6 +242,12 @@ def _privacy_lines(summary: Mapping[str, Any]) -> list[str]:
         f"clipping norm {spent['clipping_norm']:.4g}): epsilon {spent['epsilon']:.3f} at delta {spent['delta']:g} "
         "after all rounds, per silo (RDP accountant; per round in `rounds.jsonl`).",
     ]
+
+
+def _secagg_lines(params: Mapping[str, Any]) -> list[str]:
+    if not params.get("secagg.enabled"):
+        return []
+    return ["Secure aggregation (SecAgg+): the server saw only the weighted mean of the silos' parameters."]
 
 
 def _fmt(value: Any) -> str:

@@ -82,6 +82,7 @@ def test_secagg_fedavg_runs_end_to_end_and_the_server_sees_only_the_weighted_mea
         assert "update-norm" not in silo["train"] and silo["train"]["num-examples"] > 0
         assert "f1" in silo["eval"]
 
+    assert "Secure aggregation (SecAgg+" in (result.run_dir / "report.md").read_text()
     aggregate = torch.load(result.run_dir / "params" / "round-001.pt")
     expected, weight_ratio = _expected_mean(config)
     # each silo's weighted parameters are rounded to one of LEVELS steps over [-CLIPPING, CLIPPING]
