@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from conftest import TINY_LOGGAN
 
 from fedlog.detectors import build_detector
+from fedlog.detectors.base import LocalContext
+from fedlog.detectors.loggan import UNSEEN
 from fedlog.parse.hashing import PAD, token_of
 from fedlog.silo import SiloSource, prepare_silo
 from fedlog.windows import Split, SplitSpec, Window
@@ -84,3 +87,25 @@ def test_parameters_round_trip(trained, hdfs_slice) -> None:
 def test_bad_mode_is_an_error() -> None:
     with pytest.raises(ValueError, match="loggan.mode"):
         build_detector("loggan", {"loggan.mode": "sessions"}, seed=0)
+
+
+def test_own_negatives_stay_among_the_silos_events_and_other_events_score_as_unseen(hdfs_slice) -> None:
+    """loggan.negatives = "own" (what keeps federated LogGAN from pushing other silos' events down):
+    negatives come only from the silo's normal events, and a line whose event the silo never saw in
+    normal training scores above every line it did see."""
+    split = hdfs_slice.split
+    det = build_detector("loggan", TINY | {"loggan.negatives": "own"}, seed=1)
+    with pytest.raises(RuntimeError, match="bind"):
+        det.train_round(split.train, 1, epochs=1)
+    det.bind(LocalContext(train=split.train, val=split.val))
+    own = det.own
+    assert 0 < int(own.sum()) < 100  # a few dozen HDFS events among 4,100 tokens
+    mask = det._observed_mask(torch.zeros(256, det.m))
+    assert mask[:, ~own].sum() == 0 and mask[:, own].sum() > 0
+    det.train_round(split.train, 1, epochs=1)
+    per_line = det.line_scores(split.test)
+    tokens = [det._tokens(w) for w in split.test]
+    foreign = np.concatenate([[not own[t] for t in ts] for ts in tokens])
+    scores = np.concatenate(per_line)
+    assert foreign.any() and (~foreign).any()
+    assert scores[foreign].min() >= UNSEEN > scores[~foreign].max()

@@ -38,11 +38,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from fedlog.data.records import NORMAL
-from fedlog.detectors.base import Detector, register, seed_everything
+from fedlog.detectors.base import Detector, LocalContext, register, seed_everything
 from fedlog.parse.hashing import N_SPECIAL, PAD, token_of
 from fedlog.windows import Window
 
 MODES = ("log", "session")
+NEGATIVES = ("all", "own")
+UNSEEN = -math.log(1e-6)  # with negatives = "own", the score of an event outside the silo's normal events
 
 
 @dataclass
@@ -64,6 +66,7 @@ class LogGANParams:
     threshold_quantile: float = 0.99
     threshold_mode: str = "quantile"  # or "probability": the paper's fixed line probability
     line_probability: float = 0.1  # with threshold_mode = "probability": p below this is abnormal
+    negatives: str = "all"  # or "own": negatives only among this silo's normal events; others score UNSEEN
 
 
 class ContextEncoder(nn.Module):
@@ -133,13 +136,26 @@ class LogGAN(Detector):
         super().__init__(params, seed, device)
         if params.mode not in MODES:
             raise ValueError(f"loggan.mode must be one of {MODES}, not {params.mode!r}")
+        if params.negatives not in NEGATIVES:
+            raise ValueError(f"loggan.negatives must be one of {NEGATIVES}, not {params.negatives!r}")
         seed_everything(seed)
         self.m = N_SPECIAL + params.buckets
         self._module = LogGANModule(params).to(self.device)
+        # events negatives may be drawn from: every event, or with negatives = "own" those of bind()'s windows
+        self._own: torch.Tensor | None = torch.ones(self.m, dtype=torch.bool) if params.negatives == "all" else None
 
     @property
     def module(self) -> nn.Module:
         return self._module
+
+    def bind(self, context: LocalContext) -> None:
+        """With ``negatives = "own"``: the events of this silo's normal training windows."""
+        super().bind(context)
+        if self.params.negatives == "own":
+            self._own = torch.zeros(self.m, dtype=torch.bool)
+            for w in context.train:
+                if w.label == NORMAL:
+                    self._own[self._tokens(w)] = True
 
     # -- samples ----------------------------------------------------------------------------
 
@@ -214,10 +230,16 @@ class LogGAN(Detector):
             "recon": float(np.mean(recon)),
         }
 
+    @property
+    def own(self) -> torch.Tensor:
+        if self._own is None:
+            raise RuntimeError('loggan.negatives = "own" needs bind(context) first: it names the silo\'s events')
+        return self._own
+
     def _observed_mask(self, real: torch.Tensor) -> torch.Tensor:
         """o: the observed events plus a neg_ratio share of the unobserved ones."""
         draw = torch.rand(real.shape, generator=self._rng).to(self.device) < self.params.neg_ratio
-        return ((real > 0) | draw).float()
+        return ((real > 0) | (draw & self.own.to(self.device))).float()
 
     def _noise(self, n: int) -> torch.Tensor:
         return torch.randn(n, self.params.noise, generator=self._rng).to(self.device)
@@ -273,6 +295,8 @@ class LogGAN(Detector):
             logits = gen(context, torch.zeros(len(chunk), self.params.noise, device=self.device))
             picked = logits.gather(1, events.unsqueeze(1)).squeeze(1)
             surprise[lo : lo + len(chunk)] = F.softplus(-picked).cpu().numpy()  # -log sigmoid
+        if self.params.negatives == "own":  # never trained down here: above every event this silo saw
+            surprise[~self.own[[e for _, e in unique]].numpy()] += UNSEEN
         return [surprise[[index[key] for key in keys]] if keys else np.zeros(0) for keys in per_window]
 
     def score(self, windows: Sequence[Window]) -> np.ndarray:
