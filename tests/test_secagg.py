@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import TINY_FASTLOGAD
+from flwr.app import Array
 
 from fedlog.secagg import SecAggRangeError, check_range
 
@@ -123,3 +124,32 @@ def test_the_old_secagg_key_is_refused_rather_than_ignored() -> None:
 
     with pytest.raises(KeyError, match="secagg.enabled"):
         RunSettings.from_flat({"secagg": True})
+
+
+def test_the_legacy_layout_carries_fedlogs_instruction_and_reply_unchanged(task_identity) -> None:
+    """What SecAgg+ makes of a train exchange: names, dtypes and values of the arrays and the config
+    (FedProx's mu included) survive the FitIns layout; the reply's silo and metrics survive FitRes,
+    without the update's norm."""
+    from conftest import instruction
+    from flwr.app import ArrayRecord
+    from flwr.compat.common import recorddict_compat as legacy
+
+    from fedlog import protocol
+
+    arrays = {"w": np.arange(6, dtype=np.float32).reshape(2, 3), "steps": np.array([7], dtype=np.int64)}
+    config = {protocol.SERVER_ROUND: 3, protocol.LOCAL_EPOCHS: 1, protocol.PROXIMAL_MU: 0.5}
+    sent = instruction(ArrayRecord({k: Array(v) for k, v in arrays.items()}), config)
+    received = protocol.from_fitins(legacy.fitins_to_recorddict(protocol.to_fitins(sent), keep_input=True))
+    assert dict(received[protocol.CONFIG]) == config
+    back = {k: v.numpy() for k, v in received[protocol.ARRAYS].items()}
+    assert list(back) == ["w", "steps"]
+    for name, value in arrays.items():
+        assert back[name].dtype == value.dtype and np.array_equal(back[name], value)
+
+    metrics = {"examples": 12, "loss": 0.25, protocol.UPDATE_NORM: 3.0}
+    reply = protocol.reply(sent, "bgl", 2, metrics, arrays=received[protocol.ARRAYS])
+    fitres = legacy.recorddict_to_fitres(protocol.to_fitres(reply), keep_input=True)
+    assert fitres.num_examples == 12
+    label, reported = protocol.from_fitres(fitres)
+    assert label == "2:bgl"
+    assert reported == {"examples": 12.0, "loss": 0.25, protocol.NUM_EXAMPLES: 12.0}
