@@ -63,11 +63,13 @@ def test_replies_are_unpacked_in_place_and_a_bad_one_is_left_for_screening(task_
     packed = protocol.pack(finite)
     key = next(iter(packed))
     bad = instruction(ArrayRecord({key: Array(packed[key].numpy()[:-1])}))
-    protocol.unpack_replies([good, bad])
+    garbled = instruction(ArrayRecord({protocol.PACKED + '{"arrays": 3': Array(np.ones(2, dtype=np.float32))}))
+    protocol.unpack_replies([good, bad, garbled])
     assert list(good.content[protocol.ARRAYS]) == list(finite)
     reference = dict(finite)
     assert screen(decode(good), reference) is None
     assert screen(decode(bad), reference) == "array names differ from the global model"
+    assert screen(decode(garbled), reference) == "array names differ from the global model"
 
 
 def test_instructions_share_one_packed_record(task_identity) -> None:
