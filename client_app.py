@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flwr.app import ArrayRecord, Context, Message
+from flwr.app import Context, Message
 from flwr.clientapp import ClientApp
 
 from clients.audit import audit_mod
@@ -42,19 +42,19 @@ def train(msg: Message, context: Context) -> Message:
     session, partition = _session(context)
     config = msg.content[protocol.CONFIG]
     stats = session.train(
-        msg.content[protocol.ARRAYS].to_torch_state_dict(),
+        protocol.unpack(msg.content[protocol.ARRAYS]).to_torch_state_dict(),
         int(config[protocol.SERVER_ROUND]),
         int(config[protocol.LOCAL_EPOCHS]),
         float(config.get(protocol.PROXIMAL_MU, 0.0)),
     )
-    arrays = ArrayRecord(session.detector.state())
+    arrays = protocol.pack(session.detector.state())
     return protocol.reply(msg, session.name, partition, stats, arrays=arrays, histogram=session.histogram)
 
 
 @app.evaluate()
 def evaluate(msg: Message, context: Context) -> Message:
     session, partition = _session(context)
-    metrics = session.evaluate(msg.content[protocol.ARRAYS].to_torch_state_dict())
+    metrics = session.evaluate(protocol.unpack(msg.content[protocol.ARRAYS]).to_torch_state_dict())
     explanation = None
     if msg.content[protocol.CONFIG].get(protocol.EXPLAIN, False):
         s = session.settings

@@ -8,16 +8,25 @@ records), and as the message needs it ``arrays``, ``histogram`` (hashed event
 ids and counts) and ``explanation`` (SHAP numbers over hashed ids). Nothing
 else is sent: no template, no raw line, no path. docs/DESIGN.md has the table.
 
+On the wire ``arrays`` is packed (``pack``): one flat array per dtype, its key
+naming the members, shapes and order, so a message moves 1-3 array objects
+instead of one per tensor (Flower sends each as its own requests, signed
+under node auth). Strategies never see the packed form: ``pack_instructions``
+packs what they send, ``unpack_replies`` unpacks what comes back, and the
+ClientApp unpacks and packs around its session.
+
 Under SecAgg+ a train exchange speaks Flower's legacy layout instead, because Flower's
 ``SecAggPlusWorkflow`` and ``secaggplus_mod`` read nothing else: the instruction as ``fitins.*``
 (parameters without names, so ``array-names`` rides in the config) and the reply as ``fitres.*``,
 whose parameters the mod replaces by their masked form; the silo and the metrics travel in
-``fitres.metrics``, without the update's norm and without a histogram. The translations live here too.
+``fitres.metrics``, without the update's norm and without a histogram. The translations live here too
+(the arrays in them stay packed).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
@@ -47,6 +56,79 @@ NUM_EXAMPLES = "num-examples"
 UPDATE_NORM = "update-norm"
 VAL_ACCURACY = "val-accuracy"
 VAL_LABELLED = "val-labelled"
+
+# a packed ArrayRecord's keys: PACKED + JSON {"dtype": ..., "arrays": [[position, name, shape], ...]}
+PACKED = "fedlog-packed "
+
+
+# -- the model on the wire: one flat array per dtype ---------------------------------------------
+
+
+def pack(state: Mapping[str, Any]) -> ArrayRecord:
+    """A state dict (torch tensors or numpy arrays) as one flat array per dtype, in first-seen order.
+    Values and dtypes are kept exactly (an int buffer stays int); ``unpack`` restores the rest."""
+    groups: dict[str, list[tuple[int, str, np.ndarray]]] = {}
+    for position, (name, value) in enumerate(state.items()):
+        a = value.detach().cpu().numpy() if hasattr(value, "detach") else np.asarray(value)
+        groups.setdefault(a.dtype.str, []).append((position, name, a))
+    record = {}
+    for dtype, members in groups.items():
+        layout = {"dtype": dtype, "arrays": [[p, n, list(a.shape)] for p, n, a in members]}
+        flat = np.concatenate([a.ravel() for _, _, a in members]).astype(dtype, copy=False)
+        record[PACKED + json.dumps(layout, separators=(",", ":"))] = Array(flat)
+    return ArrayRecord(record)
+
+
+def is_packed(record: ArrayRecord) -> bool:
+    return len(record) > 0 and all(k.startswith(PACKED) for k in record)
+
+
+def unpack(record: ArrayRecord) -> ArrayRecord:
+    """The named ArrayRecord a packed one carries, in the sender's order; an unpacked record as it is.
+    Raises ValueError when the layout and the data disagree."""
+    if not any(k.startswith(PACKED) for k in record):
+        return record
+    if not is_packed(record):
+        raise ValueError("an ArrayRecord mixes packed and named arrays")
+    out: dict[int, tuple[str, np.ndarray]] = {}
+    for key, array in record.items():
+        layout = json.loads(key[len(PACKED) :])
+        flat = array.numpy()
+        shapes = [tuple(int(d) for d in shape) for _, _, shape in layout["arrays"]]
+        sizes = [int(np.prod(shape, dtype=np.int64)) for shape in shapes]
+        if flat.ndim != 1 or flat.dtype != np.dtype(layout["dtype"]) or flat.size != sum(sizes):
+            raise ValueError(f"packed {layout['dtype']} array: {flat.dtype} {flat.shape} does not match its layout")
+        offset = 0
+        for (position, name, _), shape, size in zip(layout["arrays"], shapes, sizes):
+            out[int(position)] = (str(name), flat[offset : offset + size].reshape(shape))
+            offset += size
+    names = [name for _, (name, _) in sorted(out.items())]
+    if sorted(out) != list(range(len(out))) or len(set(names)) != len(names):
+        raise ValueError("packed layout: positions or names are not unique")
+    return ArrayRecord({name: Array(a) for _, (name, a) in sorted(out.items())})
+
+
+def pack_instructions(messages: Iterable[Message]) -> list[Message]:
+    """The strategy's messages with their ``arrays`` packed (each distinct record packed once)."""
+    messages, packed = list(messages), {}
+    for msg in messages:
+        record = msg.content.array_records.get(ARRAYS)
+        if record is not None and not is_packed(record):
+            if id(record) not in packed:
+                packed[id(record)] = (record, pack({k: v.numpy() for k, v in record.items()}))
+            msg.content[ARRAYS] = packed[id(record)][1]
+    return messages
+
+
+def unpack_replies(replies: Iterable[Message]) -> None:
+    """Unpack each reply's ``arrays`` in place; a record that fails to unpack stays as it came, and
+    screening rejects it (its names are not the global model's)."""
+    for msg in replies:
+        if not msg.has_error() and ARRAYS in msg.content.array_records:
+            try:
+                msg.content[ARRAYS] = unpack(msg.content.array_records[ARRAYS])
+            except Exception:  # a malformed layout is the client's fault, never a crash of the round
+                continue
 
 
 # -- replies (client side) ---------------------------------------------------------------------

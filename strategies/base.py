@@ -160,11 +160,11 @@ class FedlogStrategy:
         wait_for_nodes(grid, needed, self.options.node_timeout)
         self.global_arrays = to_numpy(arrays)
         sample = self.privacy.configure_train if self.privacy is not None else super().configure_train  # type: ignore[misc]
-        self._sent = list(sample(server_round, arrays, config, grid))
+        self._sent = protocol.pack_instructions(sample(server_round, arrays, config, grid))
         for msg in self._sent:
             msg.content[protocol.CONFIG][protocol.SERVER_ROUND] = self._round(server_round)
         if self.secure is not None:  # the SecAgg+ stages are this round's train exchange: Flower's loop sends nothing
-            self._secure_result = self.secure.run(grid, self._sent, self._round(server_round), self.global_arrays)
+            self._secure_result = self.secure.run(grid, self._sent, self._round(server_round))
             return []
         return self._sent
 
@@ -173,7 +173,7 @@ class FedlogStrategy:
     ) -> Iterable[Message]:
         o = self.options
         config[protocol.EXPLAIN] = explain_round(self._round(server_round), o.total_rounds, o.explain_every)
-        self._sent = list(super().configure_evaluate(server_round, arrays, config, grid))  # type: ignore[misc]
+        self._sent = protocol.pack_instructions(super().configure_evaluate(server_round, arrays, config, grid))  # type: ignore[misc]
         return self._sent
 
     def aggregate_train(
@@ -204,6 +204,7 @@ class FedlogStrategy:
             entry = silos.setdefault(self.who(msg), {"bytes_sent": reply_bytes(msg)})
             if not msg.has_error():
                 entry["train"] = dict(protocol.metrics_of(msg))
+        protocol.unpack_replies(replies)  # the wire's packed arrays, named again
         arrays, metrics = self._screen_and_aggregate(server_round, replies)
         for name, reason in self.rejected.items():
             silos.setdefault(name, {})["rejected"] = reason

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from flwr.app import ConfigRecord, Context, Message, RecordDict
+from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, RecordDict
 from flwr.common import (
     EvaluateIns,
     EvaluateRes,
@@ -34,6 +34,7 @@ from flwr.serverapp import Grid
 
 from fedlog import protocol
 from fedlog.secagg import SecAggParams
+from strategies.common import to_numpy
 
 
 @dataclass
@@ -84,13 +85,15 @@ class _Collect(Strategy):
         return None
 
 
-def _typed(values: list[np.ndarray], reference: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """The dequantized mean named like the global model, in its dtypes (integers rounded, not truncated)."""
-    out = {}
-    for (name, ref), value in zip(reference.items(), values, strict=True):
+def _as_sent(values: list[np.ndarray], sent: ArrayRecord) -> dict[str, np.ndarray]:
+    """The dequantized mean in the layout and dtypes of the arrays the instruction carried (packed on
+    the wire), then named like the global model; integers rounded, not truncated."""
+    wire = {}
+    for (key, array), value in zip(sent.items(), values, strict=True):
+        ref = array.numpy()
         value = np.rint(value) if ref.dtype.kind in "iu" else value
-        out[name] = np.asarray(value).reshape(ref.shape).astype(ref.dtype)
-    return out
+        wire[key] = Array(np.asarray(value).reshape(ref.shape).astype(ref.dtype))
+    return to_numpy(protocol.unpack(ArrayRecord(wire)))
 
 
 class SecureRound:
@@ -99,9 +102,7 @@ class SecureRound:
     def __init__(self, params: SecAggParams, timeout: float | None) -> None:
         self.workflow = SecAggPlusWorkflow(**params.workflow_kwargs(), timeout=timeout)
 
-    def run(
-        self, grid: Grid, instructions: list[Message], server_round: int, reference: dict[str, np.ndarray]
-    ) -> SecureResult:
+    def run(self, grid: Grid, instructions: list[Message], server_round: int) -> SecureResult:
         collect = _Collect(instructions, grid)
         context = LegacyContext(
             Context(run_id=grid.run.run_id, node_id=0, node_config={}, state=RecordDict(), run_config={}),
@@ -115,5 +116,6 @@ class SecureRound:
         for proxy, fitres in collect.results:
             result.silos[int(proxy.node_id)] = protocol.from_fitres(fitres)
         if collect.results:
-            result.mean = _typed(parameters_to_ndarrays(collect.results[0][1].parameters), reference)
+            sent = instructions[0].content[protocol.ARRAYS]
+            result.mean = _as_sent(parameters_to_ndarrays(collect.results[0][1].parameters), sent)
         return result

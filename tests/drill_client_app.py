@@ -17,7 +17,7 @@ import os
 from collections.abc import Mapping
 
 import numpy as np
-from flwr.app import Array, ArrayRecord, Context, Message
+from flwr.app import Context, Message
 from flwr.clientapp import ClientApp
 from flwr.clientapp.typing import ClientAppCallable
 
@@ -73,10 +73,10 @@ def drill_mod(msg: Message, context: Context, call_next: ClientAppCallable) -> M
         metrics[protocol.VAL_ACCURACY] = factor
         metrics[protocol.NUM_EXAMPLES] = int(metrics[protocol.NUM_EXAMPLES]) * int(factor)
         return reply
-    global_ = {k: v.numpy() for k, v in msg.content[protocol.ARRAYS].items()}
-    trained = {k: v.numpy() for k, v in reply.content[protocol.ARRAYS].items()}
+    global_ = {k: v.numpy() for k, v in protocol.unpack(msg.content[protocol.ARRAYS]).items()}
+    trained = {k: v.numpy() for k, v in protocol.unpack(reply.content[protocol.ARRAYS]).items()}
     poisoned = poison(trained, global_, kind, factor, seed=int(msg.content[protocol.CONFIG][protocol.SERVER_ROUND]))
-    reply.content[protocol.ARRAYS] = ArrayRecord({k: Array(np.asarray(v)) for k, v in poisoned.items()})
+    reply.content[protocol.ARRAYS] = protocol.pack(poisoned)
     return reply
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import torch
-from flwr.app import ArrayRecord, Context, Message
+from flwr.app import Context, Message
 from flwr.clientapp import ClientApp
 from flwr.clientapp.typing import ClientAppCallable
 
@@ -35,8 +35,8 @@ def fault_mod(msg: Message, context: Context, call_next: ClientAppCallable) -> M
     reply = call_next(msg, context)
     fault = context.node_config.get("fault")
     if fault and msg.metadata.message_type.startswith("train") and not reply.has_error():
-        state = reply.content[protocol.ARRAYS].to_torch_state_dict()
-        reply.content[protocol.ARRAYS] = ArrayRecord(inject_fault(state, str(fault)))
+        state = protocol.unpack(reply.content[protocol.ARRAYS]).to_torch_state_dict()
+        reply.content[protocol.ARRAYS] = protocol.pack(inject_fault(state, str(fault)))
     return reply
 
 
